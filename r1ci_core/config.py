@@ -1,0 +1,177 @@
+"""Recipe schema: one YAML file per model profile, validated strictly (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+DEFAULT_RECIPE = "tiny"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the problem and the fix in one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyModelConfig(_Section):
+    """Shape of the embedded tiny Qwen2 model and its locally trained tokenizer."""
+
+    vocab_size: PositiveInt = 1024
+    hidden_size: PositiveInt = 192
+    num_hidden_layers: PositiveInt = 4
+    num_attention_heads: PositiveInt = 4
+    num_key_value_heads: PositiveInt = 2
+    intermediate_size: PositiveInt = 512
+    max_position_embeddings: PositiveInt = 2048
+
+
+class ModelConfig(_Section):
+    """Which model the pipeline starts from: `tiny` builds the embedded default, else a path or hub id."""
+
+    name_or_path: str = "tiny"
+    tiny: TinyModelConfig = TinyModelConfig()
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    local_files_only: bool = True
+    attn_implementation: str | None = None
+
+
+class TasksConfig(_Section):
+    """Which families, how many questions per pool, and the split."""
+
+    families: list[str] = Field(default_factory=list, description="family names; empty = every available family")
+    split_overrides: dict[str, Literal["train", "test"]] = Field(default_factory=dict)
+    n_sft: PositiveInt = 70
+    n_grpo: PositiveInt = 20
+    n_test_seen: PositiveInt = 20
+    n_test_unseen: PositiveInt = 20
+    seed: int = 0
+
+
+class SandboxConfig(_Section):
+    """Limits of every code execution (see `r1ci_core.sandbox`)."""
+
+    timeout_s: PositiveFloat = 10.0
+    memory_mb: PositiveInt = 1024
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
+    workers: PositiveInt = 2
+
+
+class RolloutConfig(_Section):
+    """Limits of the multi-turn loop shared by teachers, GRPO and evaluation."""
+
+    max_code_calls: PositiveInt = 5
+    max_turns: PositiveInt = 8
+    max_new_tokens: PositiveInt = 512
+    output_chars: PositiveInt = 1000
+    output_tokens: PositiveInt = 256
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    batch_size: PositiveInt = 16
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+
+
+class TeacherConfig(_Section):
+    kind: Literal["reference", "model"] = "reference"
+    samples_per_question: PositiveInt = 1
+    model: str | None = None
+    seed: int = 0
+
+
+class FilterConfig(_Section):
+    cap_per_family: PositiveInt = 70
+    max_tokens: PositiveInt = 2048
+
+
+class EvalConfig(_Section):
+    checkpoints: list[str] = Field(default_factory=lambda: ["base", "sft", "grpo"])
+    modes: list[Literal["autonomous", "text_only", "code_first"]] = Field(default_factory=lambda: ["autonomous"])
+    pools: list[Literal["test_seen", "test_unseen"]] = Field(default_factory=lambda: ["test_seen", "test_unseen"])
+    max_infra_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str | None = None
+    experiment: str = "r1ci"
+
+
+class Recipe(_Section):
+    """A whole recipe. `sft` and `grpo` hold `trl.SFTConfig` / `trl.GRPOConfig` fields, checked at train time."""
+
+    name: str
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    tasks: TasksConfig = TasksConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    filter: FilterConfig = FilterConfig()
+    sft: dict[str, Any] = Field(default_factory=dict)
+    grpo: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalConfig = EvalConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
+        """A copy with dotted-key overrides applied (`{"sft.max_steps": 2}`), validated again."""
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                if not isinstance(node.get(key), dict):
+                    raise RecipeError(f"override {dotted!r}: {key!r} is not a recipe section")
+                node = node[key]
+            node[leaf] = value
+        return _validate(data, f"recipe {self.name!r} with overrides")
+
+
+def _validate(data: dict[str, Any], where: str) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise RecipeError(f"{where}: {loc}: {first['msg']} (fix the recipe key {loc!r})") from None
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Resolve a recipe name (`tiny`) or a YAML path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} not found (give a YAML path or one of {available_recipes()})")
+        return path
+    candidate = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise RecipeError(f"unknown recipe {name_or_path!r}: choose one of {available_recipes()} or give a YAML path")
+    return candidate
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Load a recipe by name or path (default: `$R1CI_RECIPE` or `tiny`) and apply overrides."""
+    path = recipe_path(name_or_path or os.environ.get("R1CI_RECIPE") or DEFAULT_RECIPE)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of sections, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    recipe = _validate(data, f"recipe {path}")
+    return recipe.with_overrides(overrides) if overrides else recipe
+
+
+def data_dir() -> Path:
+    """The artifact root: `$R1CI_DATA_DIR`, default `./data`."""
+    return Path(os.environ.get("R1CI_DATA_DIR", "data")).resolve()
