@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ..base import Task
 from .game24 import Game24
+from .grids import Game2048, LightPuzzles, MatrixTransformation, PatternRecognition, Pooling, Reversi
 from .number_multiply import NumberMultiply
 from .string_insertion import StringInsertion
 
-FAMILIES: list[type[Task]] = [Game24, NumberMultiply, StringInsertion]
+FAMILIES: list[type[Task]] = [
+    Game24, NumberMultiply, StringInsertion,
+    MatrixTransformation, Pooling, LightPuzzles, Reversi, Game2048, PatternRecognition,
+]
