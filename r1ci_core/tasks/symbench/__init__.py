@@ -7,8 +7,20 @@ from .game24 import Game24
 from .grids import Game2048, LightPuzzles, MatrixTransformation, PatternRecognition, Pooling, Reversi
 from .number_multiply import NumberMultiply
 from .string_insertion import StringInsertion
+from .strings import (
+    Cryptanalysis,
+    Letters,
+    Mahjong,
+    StatisticalCounting,
+    StringDeletionModification,
+    StringSplitting,
+    StringSynthesis,
+    SynthesisDecomposition,
+)
 
 FAMILIES: list[type[Task]] = [
     Game24, NumberMultiply, StringInsertion,
     MatrixTransformation, Pooling, LightPuzzles, Reversi, Game2048, PatternRecognition,
+    StringDeletionModification, StringSynthesis, StringSplitting, SynthesisDecomposition, StatisticalCounting,
+    Mahjong, Letters, Cryptanalysis,
 ]
