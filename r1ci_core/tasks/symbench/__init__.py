@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from ..base import Task
+from .constraints import (
+    ConstrainedLinearArrangement,
+    EightQueens,
+    LetterLogicDiagram,
+    LogicPuzzle,
+    PermutationsAndCombinations,
+    StandardSudoku,
+)
 from .game24 import Game24
 from .grids import Game2048, LightPuzzles, MatrixTransformation, PatternRecognition, Pooling, Reversi
 from .number_multiply import NumberMultiply
@@ -23,4 +31,6 @@ FAMILIES: list[type[Task]] = [
     MatrixTransformation, Pooling, LightPuzzles, Reversi, Game2048, PatternRecognition,
     StringDeletionModification, StringSynthesis, StringSplitting, SynthesisDecomposition, StatisticalCounting,
     Mahjong, Letters, Cryptanalysis,
+    EightQueens, StandardSudoku, LetterLogicDiagram, LogicPuzzle, PermutationsAndCombinations,
+    ConstrainedLinearArrangement,
 ]
