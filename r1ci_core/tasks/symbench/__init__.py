@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..base import Task
+from .arith import CombinatorialCalculation, LogicalEquation, NewOperator
 from .constraints import (
     ConstrainedLinearArrangement,
     EightQueens,
@@ -32,5 +33,5 @@ FAMILIES: list[type[Task]] = [
     StringDeletionModification, StringSynthesis, StringSplitting, SynthesisDecomposition, StatisticalCounting,
     Mahjong, Letters, Cryptanalysis,
     EightQueens, StandardSudoku, LetterLogicDiagram, LogicPuzzle, PermutationsAndCombinations,
-    ConstrainedLinearArrangement,
+    ConstrainedLinearArrangement, NewOperator, LogicalEquation, CombinatorialCalculation,
 ]
