@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 Source = Literal["symbench", "bbh", "reasoning_gym", "custom"]
 Split = Literal["train", "test"]
 
-ANSWER_RE = re.compile(r"<<<(.*?)>>>", re.DOTALL)
+ANSWER_RE = re.compile(r"<<<(.*?)>>>(?!>)", re.DOTALL)  # (?!>): "<<<] >>>>" gives "] >"
 
 
 def item_id(family: str, question: str) -> str:
@@ -82,6 +82,16 @@ class Task(ABC):
     source: ClassVar[str]
     description: ClassVar[str] = ""
     split: str = "train"
+    # False for a family that needs files the machine lacks (e.g. official-only BBH tasks without the
+    # BBH folder); `unavailable_hint` then says in one line how to provide them.
+    available: bool = True
+    unavailable_hint: str = ""
+    # False where no program can compute the answer (official-only BBH tasks): the teacher skips these.
+    has_reference_solution: ClassVar[bool] = True
+    # True where the reference solution only prints the stored gold answer instead of deriving it.
+    trivial_reference: ClassVar[bool] = False
+    # SymBench families that duplicate a BBH family; `registry()` drops them by default.
+    duplicates_bbh: ClassVar[bool] = False
 
     def generate(self, n: int, seed: int, split: str | None = None) -> list[Item]:
         """`n` distinct items, deterministic for (`seed`, `split`)."""
