@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Backend, GenRequest, GenResult, SamplingParams, first_code_block, turn_stop
+from .base import Backend, GenRequest, GenResult, SamplingParams, cut_token_turn, first_code_block, turn_stop
 
 # name -> (module, class); modules are imported only when the backend is asked for.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -32,4 +32,4 @@ def get_backend(name: str, **kwargs: Any) -> Backend:
 
 
 __all__ = ["BACKENDS", "Backend", "GenRequest", "GenResult", "SamplingParams", "backend_class",
-           "first_code_block", "get_backend", "turn_stop"]
+           "cut_token_turn", "first_code_block", "get_backend", "turn_stop"]

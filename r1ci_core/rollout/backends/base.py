@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,38 @@ def first_code_block(text: str) -> str | None:
     """The code of the first closed ```python block of `text`, or None."""
     m = CODE_BLOCK_RE.search(text)
     return m.group(1) if m else None
+
+
+def cut_token_turn(ids: list[int], req: GenRequest, *, piece: Callable[[int], str],
+                   decode: Callable[[list[int]], str], eos_ids: Collection[int],
+                   engine_finish: str | None = None) -> GenResult:
+    """Cut freshly generated `ids` where a turn must end (EOS, closed block, answer, budget, stop string).
+
+    For engines that cannot stop on these conditions themselves (vLLM, test doubles): the kept ids are a
+    prefix of what was generated, so they are still exactly the policy's tokens.
+    """
+    text = ""
+    for k, tok in enumerate(ids[: max(1, req.max_new_tokens)]):
+        if tok in eos_ids:
+            kept = ids[: k + 1]
+            return GenResult(text=decode(kept[:-1]), finish="eos", token_ids=kept, ended_with_eos=True)
+        p = piece(tok)
+        text += p
+        if req.stop_on_turn and ("`" in p or ">" in p):
+            why = turn_stop(text)
+            if why:
+                kept = ids[: k + 1]
+                return GenResult(text=decode(kept), finish=why, token_ids=kept)
+        if req.stop:
+            tail = len(p) + max(len(s) for s in req.stop)
+            if any(s in text[-tail:] for s in req.stop):
+                kept = ids[: k + 1]
+                body = decode(kept)
+                cut = [body.find(s) for s in req.stop if s in body]
+                return GenResult(text=body[: min(cut)] if cut else body, finish="stop", token_ids=kept)
+    kept = ids[: max(1, req.max_new_tokens)]
+    finish = "length" if engine_finish == "length" or len(kept) >= req.max_new_tokens else "eos"
+    return GenResult(text=decode(kept), finish=finish, token_ids=kept)
 
 
 @dataclass(frozen=True)

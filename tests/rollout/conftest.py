@@ -1,0 +1,37 @@
+"""Shared fixtures: one tiny model per session, taught a few R1-CI conversations so it writes code blocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1ci_core.rollout.tiny import make_tiny_policy, sample_items
+from r1ci_core.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: keep CPU use modest
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="session")
+def items():
+    return sample_items(6)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory, items):
+    """(checkpoint dir, model, tokenizer) of the tiny model taught on the first 3 items."""
+    out = tmp_path_factory.mktemp("rollout") / "tiny"
+    model, tokenizer = make_tiny_policy(out, items, n_teach=3, steps=100)
+    return out, model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    with Sandbox(timeout_s=10.0, workers=2) as sb:
+        yield sb
