@@ -422,7 +422,7 @@ class PermutationsAndCombinations(SymbenchTask):
 
     def check(self, answer: str | None, item: Item) -> Verdict:
         got = tokens(answer)
-        if got is None:
+        if got is None or not all(x.isalpha() for x in got):
             return UNPARSEABLE
         got = [x.upper() for x in got]
         items = item.metadata["items"]

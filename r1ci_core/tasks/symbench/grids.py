@@ -47,7 +47,7 @@ class MatrixTransformation(SymbenchTask):
 
     def check(self, answer: str | None, item: Item) -> Verdict:
         got = tokens(answer)
-        if got is None:
+        if got is None or not all(x.isalnum() for x in got):
             return UNPARSEABLE
         return verdict(got == item.answer.split(","))
 
