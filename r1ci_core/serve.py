@@ -17,9 +17,30 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 512
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | None = None
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[Message]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = 1
+    stream: bool | None = False
 
 
 class _Batcher:
@@ -77,33 +98,21 @@ class _Batcher:
 
 def create_app(backend: Any, model_name: str, *, max_batch: int = 16, batch_wait_s: float = 0.01) -> Any:
     """The FastAPI app serving `backend` (a token-level rollout backend) as `model_name`."""
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI, HTTPException
-    from pydantic import BaseModel, ConfigDict
 
     from .rollout.backends.base import GenRequest, SamplingParams
 
-    class Message(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        role: str
-        content: str | None = None
-
-    class ChatRequest(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        model: str | None = None
-        messages: list[Message]
-        max_tokens: int | None = None
-        max_completion_tokens: int | None = None
-        temperature: float | None = None
-        top_p: float | None = None
-        stop: str | list[str] | None = None
-        seed: int | None = None
-        n: int | None = 1
-        stream: bool | None = False
-
     batcher = _Batcher(backend, max_batch=max_batch, batch_wait_s=batch_wait_s)
-    app = FastAPI(title="r1ci serve")
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        yield
+        batcher.close()
+
+    app = FastAPI(title="r1ci serve", lifespan=lifespan)
     app.state.batcher = batcher
-    app.add_event_handler("shutdown", batcher.close)
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
