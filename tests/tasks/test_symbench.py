@@ -55,6 +55,10 @@ WRONG = {
     != [int(x) for x in re.findall(r"-?\d+", it.answer)] else str(sorted(it.metadata["values"])),
     "standard_sudoku": lambda it: str([[1] * 9] * 9),
     "letter_logic_diagram": lambda it: "\n".join([",".join("abcdefg")] * 7),
+    "boxlift": lambda it: "Step 1: []",
+    "boxnet": lambda it: "[]",
+    "path_plan": lambda it: "[(9.0, 9.0)]",
+    "blocksworld": lambda it: "Move Z from stack1 to stack2",
 }
 
 

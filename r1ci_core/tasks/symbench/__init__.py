@@ -15,6 +15,7 @@ from .constraints import (
 from .game24 import Game24
 from .grids import Game2048, LightPuzzles, MatrixTransformation, PatternRecognition, Pooling, Reversi
 from .number_multiply import NumberMultiply
+from .planning import Blocksworld, BoxLift, BoxNet, PathPlan
 from .string_insertion import StringInsertion
 from .strings import (
     Cryptanalysis,
@@ -34,4 +35,5 @@ FAMILIES: list[type[Task]] = [
     Mahjong, Letters, Cryptanalysis,
     EightQueens, StandardSudoku, LetterLogicDiagram, LogicPuzzle, PermutationsAndCombinations,
     ConstrainedLinearArrangement, NewOperator, LogicalEquation, CombinatorialCalculation,
+    PathPlan, BoxLift, BoxNet, Blocksworld,
 ]
