@@ -14,6 +14,7 @@ from .constraints import (
 )
 from .game24 import Game24
 from .grids import Game2048, LightPuzzles, MatrixTransformation, PatternRecognition, Pooling, Reversi
+from .math_problems import GSMHard, MathCountingProbability, MathGeometry
 from .number_multiply import NumberMultiply
 from .planning import Blocksworld, BoxLift, BoxNet, PathPlan
 from .string_insertion import StringInsertion
@@ -36,4 +37,5 @@ FAMILIES: list[type[Task]] = [
     EightQueens, StandardSudoku, LetterLogicDiagram, LogicPuzzle, PermutationsAndCombinations,
     ConstrainedLinearArrangement, NewOperator, LogicalEquation, CombinatorialCalculation,
     PathPlan, BoxLift, BoxNet, Blocksworld,
+    GSMHard, MathGeometry, MathCountingProbability,
 ]
