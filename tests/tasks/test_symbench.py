@@ -60,6 +60,10 @@ WRONG = {
     "gsm_hard": lambda it: str(float(it.answer) * 2 + 1),
     "math_geometry": lambda it: it.answer + "+1",
     "math_counting_probability": lambda it: it.answer + "+1",
+    "web_of_lies": lambda it: "No" if it.answer == "Yes" else "Yes",
+    "navigation": lambda it: "No" if it.answer == "Yes" else "Yes",
+    "date_understanding": lambda it: "(A)" if it.answer != "(A)" else "(B)",
+    "logical_deduction": lambda it: "(A)" if it.answer != "(A)" else "(B)",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..base import Task
 from .arith import CombinatorialCalculation, LogicalEquation, NewOperator
+from .bbh import DateUnderstanding, LogicalDeduction, Navigation, WebOfLies
 from .constraints import (
     ConstrainedLinearArrangement,
     EightQueens,
@@ -38,4 +39,5 @@ FAMILIES: list[type[Task]] = [
     ConstrainedLinearArrangement, NewOperator, LogicalEquation, CombinatorialCalculation,
     PathPlan, BoxLift, BoxNet, Blocksworld,
     GSMHard, MathGeometry, MathCountingProbability,
+    DateUnderstanding, WebOfLies, LogicalDeduction, Navigation,
 ]
