@@ -124,3 +124,50 @@ class Task(ABC):
     def make_item(self, question: str, answer: Any, **metadata: Any) -> Item:
         return Item(family=self.name, source=self.source, question=question, answer=str(answer),
                     metadata=metadata)
+
+
+_BATCH_RUNNER = r"""
+import contextlib, io, json, sys
+out = []
+for src in json.load(sys.stdin):
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(src, "<reference>", "exec"), {"__name__": "__main__"})
+    except SystemExit:
+        pass
+    except BaseException as e:
+        buf.write(f"\n[error] {type(e).__name__}: {e}")
+    out.append(buf.getvalue())
+sys.stdout.write(json.dumps(out))
+"""
+
+
+def run_programs(sources: list[str], timeout_s: float = 60.0) -> list[str | None]:
+    """Stdout of each program, run together in one fresh interpreter (`sys.executable`); a batch that
+    fails or times out falls back to one subprocess per program. None for a program that timed out.
+
+    For trusted code only (reference solutions); model-written code goes through `r1ci_core.sandbox`.
+    """
+    import subprocess
+    import sys
+
+    if not sources:
+        return []
+    try:
+        proc = subprocess.run([sys.executable, "-c", _BATCH_RUNNER], input=json.dumps(sources), text=True,
+                              capture_output=True, timeout=timeout_s)
+        if proc.returncode == 0:
+            outs = json.loads(proc.stdout)
+            if len(outs) == len(sources):
+                return outs
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        pass
+    results: list[str | None] = []
+    for src in sources:
+        try:
+            p = subprocess.run([sys.executable, "-c", src], text=True, capture_output=True, timeout=timeout_s)
+            results.append(p.stdout)
+        except subprocess.TimeoutExpired:
+            results.append(None)
+    return results

@@ -47,7 +47,10 @@ def bbh_families(bbh_dir: str | os.PathLike[str] | None = None) -> list[BBHTask]
     """One family per BBH task; official-only ones are available only when `bbh_dir` is given."""
     official = read_official(bbh_dir) if bbh_dir else {}
     families: list[BBHTask] = [cls() for cls in PROCEDURAL]
-    families += [OfficialBBHTask(task, official.get(task) if bbh_dir else None) for task in OFFICIAL_ONLY]
+    for task in OFFICIAL_ONLY:
+        hint = HINT if not bbh_dir else (f"needs the official BIG-Bench-Hard file {task}.json, which the BBH folder "
+                                         f"{bbh_dir!r} lacks")
+        families.append(OfficialBBHTask(task, official.get(task), hint))
     return sorted(families, key=lambda f: f.name)
 
 

@@ -74,19 +74,19 @@ class OfficialBBHTask(BBHTask):
     procedural = False
     has_reference_solution = False
 
-    def __init__(self, task: str, examples: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, task: str, examples: list[dict[str, Any]] | None = None, hint: str = HINT) -> None:
         self.task = task
         kind, labels, description = OFFICIAL_ONLY[task]
         self.answer_kind, self.labels, self.description = kind, labels, description
         super().__init__()
         self.available = examples is not None
-        self.unavailable_hint = "" if self.available else HINT
+        self.unavailable_hint = "" if self.available else hint
         self.items = [official_item(self, ex, i) for i, ex in enumerate(examples or [])]
 
     def generate(self, n: int, seed: int, split: str | None = None) -> list[Item]:
         """`n` official examples (all of them when there are fewer), sampled deterministically."""
         if not self.available:
-            raise RuntimeError(f"{self.name} {HINT}")
+            raise RuntimeError(f"{self.name} {self.unavailable_hint}")
         rng = random.Random(f"{self.name}:{seed}:{split or ''}")
         chosen = rng.sample(self.items, min(n, len(self.items)))
         return [Item.from_row({**it.to_row(), "split": split or ""}) for it in chosen]
