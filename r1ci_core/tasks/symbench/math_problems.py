@@ -53,11 +53,24 @@ class _NumericAnswer(SymbenchTask):
     """Shared checker: the answer's value against the gold's, relative tolerance 1e-3."""
 
     def check(self, answer: str | None, item: Item) -> Verdict:
-        got = latex_value(answer)
+        got, want = latex_value(answer), latex_value(item.answer)
+        if want is None and answer is not None and answer.strip():
+            # a non-numeric official answer (expression, interval, choice): compare normalised text
+            return verdict(normalise_latex(answer) == normalise_latex(item.answer))
         if got is None:
             return UNPARSEABLE
-        want = latex_value(item.answer)
         return verdict(want is not None and numbers_close(got, want, rel=1e-3))
+
+
+def normalise_latex(text: str) -> str:
+    """Whitespace-, delimiter- and wrapper-insensitive form of a LaTeX answer."""
+    s = strip_wrappers(text)
+    s = last_boxed(s) or s
+    s = re.sub(r"\\text\{([^}]*)\}|\\mbox\{([^}]*)\}", lambda m: m.group(1) or m.group(2) or "", s)
+    for a, b in (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""), ("\\!", ""),
+                 ("$", ""), ("\\,", ""), ("^\\circ", ""), ("^{\\circ}", "")):
+        s = s.replace(a, b)
+    return re.sub(r"\s+", "", s).rstrip(".")
 
 
 # ---------------------------------------------------------------- GSM-Hard
