@@ -367,7 +367,8 @@ def _read_math(root: Path, skipped: list[str]) -> list[tuple[str, str, Parsed]]:
             d = json.loads(f.read_text(encoding="utf-8"))
             boxed = last_boxed(d["solution"]) or ""
             question = d["problem"] + "\nReturn your final answer in LaTeX with the format <<<answer>>>."
-            md = {"solution": d["solution"], "level": d.get("level", ""), "type": d.get("type", ""), "boxed": boxed}
+            md = {"solution": d["solution"], "level": d.get("level", ""), "type": d.get("type", ""), "boxed": boxed,
+                  "trivial_reference": True}  # no program derives an arbitrary MATH answer
             out.append((family, str(f), (question, boxed, md)))
     return out
 
