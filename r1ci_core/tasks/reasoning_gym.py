@@ -48,8 +48,6 @@ SKIPPED: dict[str, str] = {
     "composite": "meta-dataset that mixes other datasets; needs a config listing them (not a task of its own)",
     "boxnet": "no gold answer (any plan is scored by simulation, with partial credit) and no short generic "
               "planner to serve as reference solution",
-    "rush_hour": "no gold answer (any move sequence is scored by simulation) and no short generic solver "
-                 "program in this corpus yet",
 }
 
 # Datasets whose entries carry answer=None: a valid answer the dataset stores in its metadata.
@@ -57,7 +55,21 @@ _GOLD_FROM_METADATA: dict[str, Callable[[dict[str, Any]], str]] = {
     "propositional_logic": lambda e: e["metadata"]["example_answer"],
     "graph_color": lambda e: json.dumps(e["metadata"]["possible_answer"]),
     "rubiks_cube": lambda e: e["metadata"]["example_correct_answer"],
+    "rush_hour": lambda e: _run_solver("rush_hour", e["metadata"]),
 }
+
+
+def _run_solver(dataset: str, meta: dict[str, Any]) -> str:
+    """Run a reference program in-process to obtain a gold answer the dataset does not store."""
+    import contextlib
+    import io
+
+    from .base import extract_answer
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(_SOLVERS[dataset](meta), {"__name__": "__main__"})  # noqa: S102 - our own program
+    return extract_answer(buf.getvalue()) or ""
 
 
 def _bool_exact(answer: str, entry: dict[str, Any]) -> float:
@@ -422,6 +434,48 @@ _SOLVERS: dict[str, Callable[[dict[str, Any]], str]] = {
         "        dist = new\n"
         "p = Fraction(sum(w for t, w in dist.items() if t >= target), sum(dist.values()))\n"
         "print(f'<<<{p.numerator}/{p.denominator}>>>')\n"),
+    "rush_hour": lambda m: _prog(
+        {"board": m["board_config"]},  # 6x6 row by row: 'o' empty, 'x' wall, letters vehicles, AA the red car
+        "from collections import deque\n"
+        "def vehicles(b):\n"
+        "    cells = {}\n"
+        "    for i, ch in enumerate(b):\n"
+        "        if ch not in 'ox':\n"
+        "            cells.setdefault(ch, []).append(i)\n"
+        "    return cells\n"
+        "# the question shows the vehicles relabelled A, B, C, ... in the order of their letters here\n"
+        "shown = {ch: chr(65 + i) for i, ch in enumerate(sorted(vehicles(board)))}\n"
+        "prev = {board: None}\n"
+        "queue = deque([board])\n"
+        "while queue:\n"
+        "    b = queue.popleft()\n"
+        "    cells = vehicles(b)\n"
+        "    if cells['A'][-1] == 17:  # the red car reached the exit on the right of row 2\n"
+        "        break\n"
+        "    for ch, ps in cells.items():\n"
+        "        stride = 1 if ps[1] - ps[0] == 1 else 6\n"
+        "        for sign in (-1, 1):\n"
+        "            cur = list(ps)\n"
+        "            for steps in range(1, 6):\n"
+        "                edge = cur[0] if sign < 0 else cur[-1]\n"
+        "                nxt = edge + sign * stride\n"
+        "                if not 0 <= nxt < 36 or (stride == 1 and nxt // 6 != edge // 6) or b[nxt] != 'o':\n"
+        "                    break\n"
+        "                cur = [c + sign * stride for c in cur]\n"
+        "                nb = list(b)\n"
+        "                for c in ps:\n"
+        "                    nb[c] = 'o'\n"
+        "                for c in cur:\n"
+        "                    nb[c] = ch\n"
+        "                nb = ''.join(nb)\n"
+        "                if nb not in prev:\n"
+        "                    prev[nb] = (b, f\"{shown[ch]}{'+' if sign > 0 else '-'}{steps}\")\n"
+        "                    queue.append(nb)\n"
+        "moves = []\n"
+        "while prev[b]:\n"
+        "    b, move = prev[b]\n"
+        "    moves.append(move)\n"
+        "print('<<<' + ' '.join(reversed(moves)) + '>>>')\n"),
     "fraction_simplification": lambda m: _prog(
         {"numerator": m["numerator"], "denominator": m["denominator"]},
         "import math\n"
