@@ -1,0 +1,99 @@
+"""The task corpus: questions of every selected family, split into disjoint pools, stored with `datasets`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .config import TasksConfig
+from .io import atomic_dir
+from .tasks import Item, Task, registry
+from .tasks.split import family_split
+
+log = logging.getLogger(__name__)
+
+POOLS = ("sft", "grpo", "test_seen", "test_unseen")
+
+
+def normalise_question(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def select_families(cfg: TasksConfig) -> dict[str, Task]:
+    """The recipe's families (all available ones when the list is empty)."""
+    available = registry()
+    if not cfg.families:
+        return available
+    unknown = [name for name in cfg.families if name not in available]
+    if unknown:
+        raise ValueError(f"unknown task families {unknown}: see `r1ci tasks list` for the available names")
+    return {name: available[name] for name in cfg.families}
+
+
+def build_items(cfg: TasksConfig) -> list[Item]:
+    """Generate every pool's questions; train families give sft/grpo/test_seen, test families test_unseen."""
+    families = select_families(cfg)
+    splits = family_split(families, cfg.split_overrides)
+    items: list[Item] = []
+    seen: set[str] = set()
+    for name, family in sorted(families.items()):
+        if splits[name] == "train":
+            wanted = [("sft", cfg.n_sft), ("grpo", cfg.n_grpo), ("test_seen", cfg.n_test_seen)]
+        else:
+            wanted = [("test_unseen", cfg.n_test_unseen)]
+        total = sum(n for _, n in wanted)
+        generated = [it for it in family.generate(total, seed=cfg.seed) if normalise_question(it.question) not in seen]
+        if len(generated) < total:
+            log.warning("family %s gave %d distinct questions of %d asked", name, len(generated), total)
+        start = 0
+        for pool, n in wanted:
+            for item in generated[start : start + n]:
+                item.split, item.pool = splits[name], pool
+                seen.add(normalise_question(item.question))
+                items.append(item)
+            start += n
+    return items
+
+
+def save_corpus(items: list[Item], out_dir: Path) -> Path:
+    """Store the items as a `datasets.DatasetDict` with one split per pool (atomically)."""
+    from datasets import Dataset, DatasetDict
+
+    rows: dict[str, list[dict[str, Any]]] = {pool: [] for pool in POOLS}
+    for item in items:
+        rows[item.pool].append(item.to_row())
+    columns = list(Item.__dataclass_fields__)
+    dd = DatasetDict(
+        {pool: Dataset.from_list(r) if r else Dataset.from_dict({c: [] for c in columns}) for pool, r in rows.items()}
+    )
+    with atomic_dir(out_dir) as tmp:
+        dd.save_to_disk(str(tmp))
+    return out_dir
+
+
+def load_corpus(path: Path, pool: str | None = None) -> list[Item]:
+    from datasets import load_from_disk
+
+    dd = load_from_disk(str(path))
+    pools = [pool] if pool else list(dd)
+    return [Item.from_row(row) for p in pools for row in dd[p]]
+
+
+def corpus_counts(items: list[Item]) -> dict[str, dict[str, int]]:
+    """Counts per family and pool."""
+    counts: dict[str, Counter] = {}
+    for item in items:
+        counts.setdefault(item.family, Counter())[item.pool] += 1
+    return {family: dict(c) for family, c in sorted(counts.items())}
+
+
+def pool_overlaps(items: list[Item]) -> list[str]:
+    """Question ids or normalised texts that appear in more than one pool."""
+    where: dict[str, set[str]] = {}
+    for item in items:
+        for key in (item.id, normalise_question(item.question)):
+            where.setdefault(key, set()).add(item.pool)
+    return sorted(key for key, pools in where.items() if len(pools) > 1)

@@ -1,0 +1,159 @@
+"""MLflow lineage: one run per asset materialisation, linked to its upstream runs and inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import MlflowConfig, data_dir
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_TAG = "r1ci.upstream_runs"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
+
+
+def tracking_uri(cfg: MlflowConfig | None = None) -> str:
+    """`$MLFLOW_TRACKING_URI`, else the recipe's URI, else sqlite under the data folder."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or (cfg.tracking_uri if cfg else None)
+    if uri:
+        return uri
+    root = data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def setup(cfg: MlflowConfig) -> str:
+    """Point MLflow at the tracking store and make sure the experiment exists; returns its id."""
+    import mlflow
+
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(cfg.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (data_dir() / "mlartifacts").as_uri()
+        return mlflow.create_experiment(cfg.experiment, artifact_location=location)
+    except Exception as err:  # noqa: BLE001 - any store failure becomes one clear line
+        raise TrackingError(
+            f"cannot reach the MLflow tracking store {uri!r}: {str(err).splitlines()[0][:200]} "
+            "(start the server or unset MLFLOW_TRACKING_URI to use the local store)"
+        ) from None
+
+
+@contextlib.contextmanager
+def asset_run(
+    cfg: MlflowConfig,
+    asset_key: str,
+    *,
+    dagster_run_id: str = "",
+    upstream: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Iterator[Any]:
+    """An MLflow run for one asset materialisation, tagged with the Dagster run and upstream runs.
+
+    On an exception the run ends FAILED (KILLED on KeyboardInterrupt); a process killed outright leaves
+    it RUNNING, and `close_stale_runs` marks it KILLED on the next attempt.
+    """
+    import mlflow
+
+    experiment_id = setup(cfg)
+    close_stale_runs(experiment_id, asset_key)
+    upstream = upstream or {}
+    tags = {
+        "dagster.run_id": dagster_run_id,
+        "dagster.asset_key": asset_key,
+        UPSTREAM_TAG: ",".join(f"{k}={v}" for k, v in sorted(upstream.items())),
+        "r1ci.pid": str(os.getpid()),
+    }
+    for name, run_id in upstream.items():
+        tags[f"r1ci.upstream.{name}"] = run_id
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=asset_key, tags=tags)
+    try:
+        if params:
+            mlflow.log_params(_flatten(params))
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def close_stale_runs(experiment_id: str, asset_key: str) -> list[str]:
+    """Mark runs of `asset_key` left RUNNING by a dead process as KILLED; return their ids."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`dagster.asset_key` = '{asset_key}' and attributes.status = 'RUNNING'",
+    )
+    killed = []
+    for run in stale:
+        pid = int(run.data.tags.get("r1ci.pid", "0") or 0)
+        if pid and pid != os.getpid() and _alive(pid):
+            continue
+        client.set_terminated(run.info.run_id, "KILLED")
+        killed.append(run.info.run_id)
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def log_dataset(ds: Any, path: Path, name: str, context: str = "input") -> None:
+    """Log a `datasets.Dataset` as a run input (digest = its fingerprint, source = its folder)."""
+    import mlflow
+
+    dataset = mlflow.data.from_huggingface(ds, source=str(path), name=name, digest=ds._fingerprint[:20])
+    mlflow.log_input(dataset, context=context)
+
+
+def register_checkpoint(ckpt: Path, registered_name: str) -> str:
+    """Log a checkpoint folder as the run's `checkpoint` artifacts and register a new model version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    run = mlflow.active_run()
+    mlflow.log_artifacts(str(ckpt), artifact_path="checkpoint")
+    client = MlflowClient()
+    with contextlib.suppress(Exception):
+        client.create_registered_model(registered_name)
+    version = client.create_model_version(
+        registered_name, source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id,
+        tags={"checkpoint_path": str(ckpt)},
+    )
+    mlflow.set_tag(f"r1ci.registered.{registered_name}", version.version)
+    return version.version
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:500]
+    return out

@@ -1,0 +1,218 @@
+"""One plain function per pipeline stage: run it, record it in MLflow, return where its artifact is.
+
+Dagster assets and the `r1ci` CLI both call these; nothing here imports Dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import lineage
+from .config import Recipe, data_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """What a stage produced: its artifact folder, its MLflow run and figures for the asset metadata."""
+
+    path: str
+    mlflow_run_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """Where artifacts go and which orchestrator run asked for them."""
+
+    recipe: Recipe
+    root: Path = field(default_factory=data_dir)
+    dagster_run_id: str = ""
+
+    def artifact(self, name: str) -> Path:
+        return self.root / self.recipe.name / name
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def task_corpus(ctx: StageContext) -> StageResult:
+    from .corpus import build_items, corpus_counts, pool_overlaps, save_corpus
+
+    cfg = ctx.recipe.tasks
+    with lineage.asset_run(ctx.recipe.mlflow, "task_corpus", dagster_run_id=ctx.dagster_run_id,
+                           params={"tasks": cfg.model_dump(), "recipe": ctx.recipe.name}) as run:
+        import mlflow
+
+        items = build_items(cfg)
+        path = save_corpus(items, ctx.artifact("task_corpus"))
+        counts = corpus_counts(items)
+        pools: dict[str, int] = {}
+        for per_pool in counts.values():
+            for pool, n in per_pool.items():
+                pools[pool] = pools.get(pool, 0) + n
+        mlflow.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
+        mlflow.log_dict(counts, "counts.json")
+        return StageResult(str(path), run.info.run_id,
+                           {"n_items": len(items), "n_families": len(counts), "pools": pools, "counts": counts,
+                            "overlaps": len(pool_overlaps(items))})
+
+
+def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
+    from .chat import SYSTEM_PROMPT, system_prompt
+    from .corpus import load_corpus
+    from .models import build_tiny_model, load_tokenizer
+    from .tasks import registry
+
+    mcfg = ctx.recipe.model
+    with lineage.asset_run(ctx.recipe.mlflow, "base_model", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"task_corpus": corpus.mlflow_run_id}, params={"model": mcfg.model_dump()}) as run:
+        import mlflow
+
+        if mcfg.name_or_path == "tiny":
+            items = load_corpus(Path(corpus.path))
+            families = registry()
+            texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
+            for item in items:
+                texts.append(item.question)
+                if item.family in families:
+                    texts.append(families[item.family].reference_solution(item))
+            path = build_tiny_model(ctx.artifact("base_model"), texts, mcfg.tiny, seed=ctx.recipe.seed)
+            source = "tiny"
+        else:
+            path, source = mcfg.name_or_path, "external"
+        tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
+        mlflow.log_params({"base_model.path": str(path), "base_model.source": source})
+        mlflow.log_metric("vocab_size", len(tokenizer))
+        return StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)})
+
+
+def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any) -> StageResult:
+    from .corpus import load_corpus
+    from .shards import run_sharded
+    from .tasks import registry
+    from .teachers import reference_trajectories
+
+    tcfg = ctx.recipe.teacher
+    with lineage.asset_run(ctx.recipe.mlflow, "teacher_trajectories", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"task_corpus": corpus.mlflow_run_id},
+                           params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump()}) as run:
+        import mlflow
+        from datasets import Dataset, concatenate_datasets, load_from_disk
+
+        lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
+        items = load_corpus(Path(corpus.path), "sft")
+        families = registry()
+        if tcfg.kind != "reference":
+            raise NotImplementedError("teacher.kind 'model' is not available yet: use teacher.kind: reference")
+
+        def one_shard(chunk: list) -> list[dict[str, Any]]:
+            trajs = reference_trajectories(chunk, families, sandbox, seed=tcfg.seed,
+                                           output_chars=ctx.recipe.rollout.output_chars)
+            return [t.to_row() for t in trajs]
+
+        work = ctx.artifact("teacher_trajectories.shards")
+        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump())
+        shards = run_sharded(items, work, one_shard, shard_size=64, fingerprint=fp, desc="teacher")
+        ds = concatenate_datasets([Dataset.from_parquet(str(p)) for p in shards])
+        out = ctx.artifact("teacher_trajectories")
+        from .io import atomic_dir
+
+        with atomic_dir(out) as tmp:
+            ds.save_to_disk(str(tmp))
+        n_correct = sum(1 for s in ds["score"] if s == 1.0)
+        n_infra = sum(ds["infra_error"])
+        mlflow.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra})
+        return StageResult(str(out), run.info.run_id,
+                           {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra})
+
+
+def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> StageResult:
+    from .filtering import filter_trajectories
+    from .io import atomic_dir
+    from .models import load_tokenizer
+    from .trajectory import Trajectory
+
+    fcfg = ctx.recipe.filter
+    with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"teacher_trajectories": teacher.mlflow_run_id, "base_model": base.mlflow_run_id},
+                           params={"filter": fcfg.model_dump()}) as run:
+        import mlflow
+        from datasets import Dataset, load_from_disk
+
+        source = load_from_disk(teacher.path)
+        lineage.log_dataset(source, Path(teacher.path), "teacher_trajectories")
+        trajs = [Trajectory.from_row(r) for r in source]
+        tokenizer = load_tokenizer(base.path, ctx.recipe.model.local_files_only)
+        kept, dropped = filter_trajectories(trajs, fcfg, tokenizer)
+        if not kept:
+            raise ValueError(f"the SFT filter kept no trajectory of {len(trajs)} (dropped: {dropped}); "
+                             "check the teacher's scores and the recipe's filter limits")
+        ds = Dataset.from_list([t.to_row() for t in kept])
+        out = ctx.artifact("sft_dataset")
+        with atomic_dir(out) as tmp:
+            ds.save_to_disk(str(tmp))
+        mlflow.log_metrics({"n_kept": len(kept), **{f"dropped.{k}": v for k, v in dropped.items()}})
+        lineage.log_dataset(ds, out, "sft_dataset", context="output")
+        return StageResult(str(out), run.info.run_id, {"n_kept": len(kept), "dropped": dropped})
+
+
+def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
+    from .sft import train_sft
+    from .trajectory import Trajectory
+
+    with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"sft_dataset": dataset.mlflow_run_id, "base_model": base.mlflow_run_id},
+                           params={"sft": ctx.recipe.sft, "base_model": base.path}) as run:
+        import mlflow
+        from datasets import load_from_disk
+
+        ds = load_from_disk(dataset.path)
+        lineage.log_dataset(ds, Path(dataset.path), "sft_dataset")
+        out = ctx.artifact("sft_checkpoint")
+        figures = train_sft(ctx.recipe, [Trajectory.from_row(r) for r in ds], base.path, out,
+                            ctx.artifact("sft_checkpoint.work"))
+        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        version = lineage.register_checkpoint(out, "r1ci-sft")
+        return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
+
+
+def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any) -> StageResult:
+    from .corpus import load_corpus
+    from .grpo import train_grpo
+
+    with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
+                           params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump()}) as run:
+        import mlflow
+        from datasets import load_from_disk
+
+        lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
+        out = ctx.artifact("grpo_checkpoint")
+        figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
+                             ctx.artifact("grpo_checkpoint.work"), sandbox)
+        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        version = lineage.register_checkpoint(out, "r1ci-grpo")
+        return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
+
+
+def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any) -> StageResult:
+    from .corpus import load_corpus
+    from .evaluation import run_evaluation
+
+    ecfg = ctx.recipe.eval
+    upstream = {"task_corpus": corpus.mlflow_run_id, **{f"{k}_checkpoint": v.mlflow_run_id for k, v in checkpoints.items()}}
+    with lineage.asset_run(ctx.recipe.mlflow, "eval_report", dagster_run_id=ctx.dagster_run_id,
+                           upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
+        items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
+        report = run_evaluation(ctx, items, {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints},
+                                sandbox, mlflow_run_id=run.info.run_id)
+        return StageResult(str(report["report_path"]), run.info.run_id, report)
