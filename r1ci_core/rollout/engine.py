@@ -49,6 +49,7 @@ TRUNCATION_MARK = "... [truncated]"
 DISABLED_MESSAGE = "Code execution is disabled in this mode: answer in text only."
 LIMIT_MESSAGE = "Code execution limit reached ({n} calls): this code was not run. Give the final answer."
 MODES = ("autonomous", "text_only", "code_first")
+TURN_TOKENS_GUESS = 64  # expected new tokens of a turn, for sizing batches
 
 
 def format_output(result: Any, *, output_chars: int, output_tokens: int, tokenizer: Any = None) -> tuple[str, bool]:
@@ -79,6 +80,7 @@ class _State:
     remaining: int
     done: bool = False
     messages: list[dict[str, str]] = field(default_factory=list)
+    partial_ids: list[int] = field(default_factory=list)  # current turn's ids from preempted calls
 
 
 class _Renderer:
@@ -127,11 +129,17 @@ def run_rollouts(
     progress: bool = True,
     score: bool = True,
     families: Mapping[str, Any] | None = None,
+    preempt_fraction: float = 0.25,
+    batch_overhead_tokens: int = 4096,
 ) -> list[Trajectory]:
     """Roll out `samples_per_item` multi-turn trajectories per item with `backend`; see the module doc.
 
     `sandbox` is any object with `run_many(codes) -> list[ExecResult]` (default: a new `Sandbox()`,
     closed at the end). `families` maps family names to verifiers (default: `tasks.registry()`).
+    `preempt_fraction`: a batch stops once at most this fraction of its rows is still generating; those
+    rows continue their turn in the next round's batch (0 disables; token backends only).
+    `batch_overhead_tokens`: how many padded row-tokens one extra batch is worth; conversations are split
+    into length-similar batches when that saves more padding (a huge value: plain `batch_size` chunks).
     """
     limits = limits or RolloutConfig()
     if mode not in MODES:
@@ -144,7 +152,7 @@ def run_rollouts(
 
         sandbox, own_sandbox = Sandbox(), True
     try:
-        return _Engine(backend, limits, sandbox, mode, seed, progress).run(
+        return _Engine(backend, limits, sandbox, mode, seed, progress, preempt_fraction, batch_overhead_tokens).run(
             items, samples_per_item, score, families
         )
     finally:
@@ -153,7 +161,11 @@ def run_rollouts(
 
 
 class _Engine:
-    def __init__(self, backend: Backend, limits: RolloutConfig, sandbox: Any, mode: str, seed: int, progress: bool):
+    def __init__(self, backend: Backend, limits: RolloutConfig, sandbox: Any, mode: str, seed: int, progress: bool,
+                 preempt_fraction: float = 0.0, batch_overhead_tokens: int = 4096):
+        self.preempt_fraction = preempt_fraction
+        # cost of one more batch, in padded row-tokens (per-step fixed cost / per-row-token cost)
+        self.batch_overhead_tokens = batch_overhead_tokens
         self.backend = backend
         self.limits = limits
         self.sandbox = sandbox
@@ -206,11 +218,8 @@ class _Engine:
                 active = [s for s in states if not s.done]
                 if not active:
                     break
-                active.sort(key=lambda s: len(s.traj.token_ids or ()) if self.token_level else 0)
                 pending: list[tuple[list[tuple[_State, str]], Future, float]] = []
-                bs = self.limits.batch_size
-                for c, start in enumerate(range(0, len(active), bs)):
-                    chunk = active[start:start + bs]
+                for c, chunk in enumerate(self._chunks(active)):
                     runs = self._generate_chunk(chunk, rnd, c)
                     bar.update(sum(1 for s in chunk if s.done))
                     if runs:
@@ -233,6 +242,32 @@ class _Engine:
             self._score(states, families)
         return trajs
 
+    def _chunks(self, active: list[_State]) -> list[list[_State]]:
+        """Batches of at most `batch_size` conversations of similar length (shortest first).
+
+        Token backends left-pad a batch to its longest conversation; the split minimises
+        sum(pad_overhead + rows * width) over batches (a dynamic programme over the length-sorted rows),
+        so one very long conversation does not make every row of the round attend over padding.
+        """
+        bs = self.limits.batch_size
+        if not self.token_level:
+            return [active[i:i + bs] for i in range(0, len(active), bs)]
+        active = sorted(active, key=lambda s: len(s.traj.token_ids))
+        width = [len(s.traj.token_ids) + min(s.remaining, TURN_TOKENS_GUESS) for s in active]
+        n = len(active)
+        best = [0.0] + [float("inf")] * n
+        cut = [0] * (n + 1)
+        for j in range(1, n + 1):
+            for i in range(max(0, j - bs), j):
+                cost = best[i] + self.batch_overhead_tokens + (j - i) * max(width[i:j])
+                if cost < best[j]:
+                    best[j], cut[j] = cost, i
+        bounds, j = [], n
+        while j > 0:
+            bounds.append((cut[j], j))
+            j = cut[j]
+        return [active[i:j] for i, j in reversed(bounds)]
+
     def _execute(self, codes: list[str]) -> tuple[list[Any], float]:
         t0 = time.perf_counter()
         results = self.sandbox.run_many(codes)
@@ -247,11 +282,14 @@ class _Engine:
     def _generate_chunk(self, chunk: list[_State], rnd: int, c: int) -> list[tuple[_State, str]]:
         requests = [
             GenRequest(messages=list(s.messages), max_new_tokens=max(1, s.remaining),
-                       prompt_ids=list(s.traj.token_ids) if self.token_level else None)
+                       prompt_ids=list(s.traj.token_ids) if self.token_level else None,
+                       turn_text=self._decode(s.partial_ids) if s.partial_ids else "")
             for s in chunk
         ]
+        # Preempt stragglers only when they can join other work next round (else they would run alone anyway).
+        preempt = int(len(chunk) * self.preempt_fraction) if self.token_level and len(chunk) >= 4 else 0
         t0 = time.perf_counter()
-        results = self.backend.generate(requests, self._sampling(rnd, c))
+        results = self.backend.generate(requests, self._sampling(rnd, c), preempt_below=preempt)
         dt = time.perf_counter() - t0
         self._gen_s += dt
         if len(results) != len(chunk):
@@ -274,17 +312,31 @@ class _Engine:
             return len(self.tokenizer(r.text, add_special_tokens=False)["input_ids"])
         return max(1, len(r.text) // 4)
 
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
     def _after_turn(self, s: _State, r: GenResult) -> str | None:
         """Record an assistant turn; return the code to execute, or None (finished or answered by a note)."""
         traj = s.traj
-        traj.n_turns += 1
         s.remaining -= self._n_tokens(r)
-        s.messages.append({"role": "assistant", "content": r.text})
         if self.token_level:
             ids = list(r.token_ids or [])
             traj.token_ids.extend(ids)
             traj.mask.extend([1] * len(ids))
-            eos_text = self.tokenizer.decode(ids[-1:], skip_special_tokens=False) if r.ended_with_eos else None
+            if r.finish == "preempted":
+                s.partial_ids.extend(ids)
+                if s.remaining > 0:
+                    return None  # the turn continues in the next round
+                r = GenResult(text=r.text, finish="length", token_ids=ids)
+            if s.partial_ids:  # the turn spans several calls: its text is that of all its ids
+                turn = s.partial_ids + ids
+                s.partial_ids = []
+                r = GenResult(text=self._decode(turn[:-1] if r.ended_with_eos else turn), finish=r.finish,
+                              token_ids=turn, ended_with_eos=r.ended_with_eos)
+        traj.n_turns += 1
+        s.messages.append({"role": "assistant", "content": r.text})
+        if self.token_level:
+            eos_text = self._decode(r.token_ids[-1:]) if r.ended_with_eos else None
             suffix = self.render.assistant_suffix(s.messages, r.text, eos_text)
             self._append_template(traj, self.render.ids(suffix))
 

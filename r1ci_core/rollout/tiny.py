@@ -33,22 +33,29 @@ def sample_items(n: int, families: tuple[str, ...] = ("number_multiply",), seed:
     return out[:n]
 
 
+REASONING = ("Let me think. The question is: {question} Doing this by hand is slow and error-prone, "
+             "so I will write Python code to compute it exactly, then read the result.")
+
+
 def teaching_conversation(item: Item, output: str) -> list[dict[str, str]]:
+    """Reason in text (restating the question), write a code block, then answer from its output."""
     family = registry()[item.family]
     code = family.reference_solution(item)
     if not code.endswith("\n"):
         code += "\n"
+    question = item.question.splitlines()[0]
     return prompt_messages(item.question) + [
-        {"role": "assistant", "content": f"I will compute it.\n```python\n{code}```"},
+        {"role": "assistant", "content": REASONING.format(question=question) + f"\n```python\n{code}```"},
         exec_message(output),
-        {"role": "assistant", "content": f"The answer is <<<{item.answer}>>>"},
+        {"role": "assistant", "content": f"The code printed the result, so the answer is <<<{item.answer}>>>"},
     ]
 
 
 def tokenizer_texts(items: list[Item]) -> list[str]:
     reg = registry()
     texts = [SYSTEM_PROMPT, SYSTEM_PROMPT + TEXT_ONLY_SUFFIX, SYSTEM_PROMPT + CODE_FIRST_SUFFIX, EXEC_PREFIX,
-             "I will compute it.\n```python\nprint(1)\n```", "The answer is <<<1>>>"]
+             REASONING.format(question="") + "\n```python\nprint(1)\n```",
+             "The code printed the result, so the answer is <<<1>>>"]
     for item in items:
         texts += [item.question, reg[item.family].reference_solution(item), f"<<<{item.answer}>>>"]
     return texts

@@ -33,5 +33,5 @@ def tiny_policy(tmp_path_factory, items):
 
 @pytest.fixture(scope="session")
 def sandbox():
-    with Sandbox(timeout_s=10.0, workers=2) as sb:
+    with Sandbox() as sb:
         yield sb

@@ -22,7 +22,8 @@ class ScriptedBackend(Backend):
         self.calls: list[GenRequest] = []
         self.eos_ids = {tokenizer.convert_tokens_to_ids("<|im_end|>")}
 
-    def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *,
+                 preempt_below: int = 0) -> list[GenResult]:
         out = []
         for r in requests:
             turn = self.script(len(self.calls), r)

@@ -280,3 +280,28 @@ def test_scores_from_the_family_verifier(tiny_policy, items):
                          sandbox=NoSandbox(), progress=False)
     assert [(t.score, t.parseable) for t in trajs] == [(1.0, True), (0.0, True), (0.0, False)]
     assert [t.finish_reason for t in trajs] == ["answer", "answer", "no_answer"]
+
+
+def test_preempted_turns_continue_exactly(tiny_policy, items, sandbox):
+    """Stragglers stopped mid-turn continue next round; the record is the same as without preemption."""
+    _, model, tok = tiny_policy
+    backend = TransformersBackend(model, tok)
+    calls = []
+    orig = backend.generate
+
+    def spy(requests, sampling, *, preempt_below=0):
+        out = orig(requests, sampling, preempt_below=preempt_below)
+        calls.append([r.finish for r in out])
+        return out
+
+    backend.generate = spy
+    lim = RolloutConfig(max_new_tokens=200, batch_size=6)
+    eager = run_rollouts(backend, items, limits=lim, sandbox=FakeSandbox("7\n"), progress=False,
+                         preempt_fraction=0.9)
+    assert any("preempted" in finishes for finishes in calls)
+    plain = run_rollouts(backend, items, limits=lim, sandbox=FakeSandbox("7\n"), progress=False,
+                         preempt_fraction=0.0)
+    for a, b in zip(eager, plain, strict=True):
+        check_token_record(tok, a)
+        assert a.messages == b.messages and a.token_ids == b.token_ids and a.mask == b.mask
+        assert a.finish_reason == b.finish_reason and a.n_turns == b.n_turns

@@ -73,7 +73,8 @@ class OpenAIBackend(Backend):
         text, finish = cut_turn(text, choice.finish_reason)
         return GenResult(text=text, finish=finish, n_tokens=n_tokens)
 
-    def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *,
+                 preempt_below: int = 0) -> list[GenResult]:
         if not requests:
             return []
         with ThreadPoolExecutor(min(self.max_concurrency, len(requests))) as pool:

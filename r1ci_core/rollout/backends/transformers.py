@@ -20,14 +20,15 @@ class _TurnStopper(StoppingCriteria):
     (and are then filled with padding by `generate`) are cut exactly after their last real token.
     """
 
-    def __init__(self, backend: TransformersBackend, start: int, requests: list[GenRequest]):
+    def __init__(self, backend: TransformersBackend, start: int, requests: list[GenRequest], preempt_below: int = 0):
         self.backend = backend
         self.start = start
         self.requests = requests
+        self.preempt_below = preempt_below
         n = len(requests)
         self.keep: list[int | None] = [None] * n
         self.reason: list[str | None] = [None] * n
-        self.text = [""] * n
+        self.text = [r.turn_text for r in requests]
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
         import torch
@@ -56,6 +57,10 @@ class _TurnStopper(StoppingCriteria):
                     continue
             if n_new >= req.max_new_tokens:
                 self.reason[b], self.keep[b] = "length", n_new
+        running = [b for b, r in enumerate(self.reason) if r is None]
+        if running and len(running) <= self.preempt_below:
+            for b in running:
+                self.reason[b], self.keep[b] = "preempted", n_new
         done = [r is not None for r in self.reason]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
@@ -128,13 +133,14 @@ class TransformersBackend(Backend):
         except (StopIteration, AttributeError):
             return torch.device("cpu")
 
-    def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *,
+                 preempt_below: int = 0) -> list[GenResult]:
         if not requests:
             return []
         with self._lock:
-            return self._generate(requests, sampling)
+            return self._generate(requests, sampling, preempt_below)
 
-    def _generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+    def _generate(self, requests: list[GenRequest], sampling: SamplingParams, preempt_below: int = 0) -> list[GenResult]:
         import torch
         from transformers import StoppingCriteriaList
 
@@ -149,7 +155,7 @@ class TransformersBackend(Backend):
         device = self.device
         input_ids, attention = input_ids.to(device), attention.to(device)
 
-        stopper = _TurnStopper(self, width, requests)
+        stopper = _TurnStopper(self, width, requests, preempt_below)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max(1, max(r.max_new_tokens for r in requests)),
             eos_token_id=sorted(self.eos_ids),

@@ -55,7 +55,8 @@ class VLLMBackend(Backend):
         return cut_token_turn(ids, req, piece=self._piece, eos_ids=self.eos_ids, engine_finish=vllm_finish,
                               decode=lambda x: self.tokenizer.decode(x, skip_special_tokens=False))
 
-    def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *,
+                 preempt_below: int = 0) -> list[GenResult]:
         if not requests:
             return []
         params = []
