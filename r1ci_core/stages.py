@@ -116,7 +116,8 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any) -
 
         def one_shard(chunk: list) -> list[dict[str, Any]]:
             trajs = reference_trajectories(chunk, families, sandbox, seed=tcfg.seed,
-                                           output_chars=ctx.recipe.rollout.output_chars)
+                                           output_chars=ctx.recipe.rollout.output_chars,
+                                           output_tokens=ctx.recipe.rollout.output_tokens)
             return [t.to_row() for t in trajs]
 
         work = ctx.artifact("teacher_trajectories.shards")

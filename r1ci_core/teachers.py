@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 from .chat import PROMPT_VERSION, exec_message, prompt_messages
+from .rollout.engine import format_output
 from .tasks import Item, Task, extract_answer
 from .trajectory import Execution, Trajectory
 
@@ -17,18 +18,6 @@ REASONING = (
 BROKEN_PREFIX = "result = undefined_helper()\n"
 
 
-def format_output(res: Any, max_chars: int) -> str:
-    """The text of an interpreter turn from an `ExecResult` (stdout, then stderr, within a budget)."""
-    text = res.stdout
-    if res.stderr:
-        text += ("\n" if text else "") + res.stderr.strip().splitlines()[-1] if res.stderr.strip() else ""
-    if res.timed_out:
-        text += "\nTimeoutError: execution timed out"
-    if len(text) > max_chars:
-        text = text[:max_chars] + "\n... [truncated]"
-    return text.strip()
-
-
 def _execution(code: str, res: Any) -> Execution:
     return Execution(code=code, stdout=res.stdout, stderr=res.stderr, exit_code=res.exit_code,
                      timed_out=res.timed_out, duration_s=res.duration_s, truncated=res.truncated,
@@ -37,7 +26,7 @@ def _execution(code: str, res: Any) -> Execution:
 
 def reference_trajectories(
     items: list[Item], families: dict[str, Task], sandbox: Any, *, seed: int = 0,
-    recovery_rate: float = 0.1, output_chars: int = 1000,
+    recovery_rate: float = 0.1, output_chars: int = 1000, output_tokens: int = 256, tokenizer: Any = None,
 ) -> list[Trajectory]:
     """Turn each item's reference solution into an R1-CI trajectory, executing the code for real.
 
@@ -54,6 +43,10 @@ def reference_trajectories(
     results = sandbox.run_many([code for _, code, _, _ in plans])
     provenance = {"teacher": "reference", "model": None, "backend": "reference_solution",
                   "prompt_version": PROMPT_VERSION, "sampling": None, "seed": seed}
+
+    def _output(res: Any) -> str:
+        return format_output(res, output_chars=output_chars, output_tokens=output_tokens, tokenizer=tokenizer)[0]
+
     out = []
     for i, ((item, code, reasoning, recover), res) in enumerate(zip(plans, results)):
         messages = prompt_messages(item.question)
@@ -61,11 +54,11 @@ def reference_trajectories(
         if recover:
             bad_code, bad = BROKEN_PREFIX + code, broken_results[i]
             messages += [{"role": "assistant", "content": f"{reasoning}\n```python\n{bad_code}```"},
-                         exec_message(format_output(bad, output_chars))]
+                         exec_message(_output(bad))]
             executions.append(_execution(bad_code, bad))
             reasoning = "The code failed. Let me fix it."
         messages.append({"role": "assistant", "content": f"{reasoning}\n```python\n{code}```"})
-        messages.append(exec_message(format_output(res, output_chars)))
+        messages.append(exec_message(_output(res)))
         executions.append(_execution(code, res))
         answer = extract_answer(res.stdout)
         messages.append({"role": "assistant", "content": f"The answer is <<<{answer}>>>."})

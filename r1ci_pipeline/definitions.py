@@ -1,0 +1,36 @@
+"""The one `Definitions` of r1ci."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from .defs.assets import data, evaluation, training
+from .defs.checks import check_task_corpus_pools_disjoint
+from .defs.resources import RecipeResource, SandboxResource
+from .defs.schedules import eval_job, eval_schedule, pipeline_job
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("R1CI_DATA_DIR", "data")).resolve()
+
+
+recipe = RecipeResource(
+    recipe=dg.EnvVar("R1CI_RECIPE").get_value("tiny") or "tiny",
+    overrides_json=os.environ.get("R1CI_OVERRIDES", "{}"),
+    data_dir=str(_data_dir()),
+)
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([data, training, evaluation]),
+    asset_checks=[check_task_corpus_pools_disjoint],
+    jobs=[pipeline_job, eval_job],
+    schedules=[eval_schedule],
+    resources={
+        "recipe": recipe,
+        "sandbox": SandboxResource(recipe=recipe),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(_data_dir() / "dagster_storage")),
+    },
+)

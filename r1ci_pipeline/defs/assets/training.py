@@ -1,0 +1,30 @@
+"""Model assets: the base model, the SFT checkpoint and the GRPO checkpoint."""
+
+
+import dagster as dg
+
+from ..resources import RecipeResource, SandboxResource
+from ._meta import output
+
+
+@dg.asset(group_name="training", description="The starting model: the embedded tiny Qwen2 or the recipe's checkpoint.")
+def base_model(context: dg.AssetExecutionContext, recipe: RecipeResource, task_corpus) -> dg.Output:
+    from r1ci_core import stages
+
+    return output(stages.base_model(recipe.context(context.run_id), task_corpus))
+
+
+@dg.asset(group_name="training", description="Multi-turn SFT (TRL SFTTrainer); interpreter tokens carry no loss.")
+def sft_checkpoint(context: dg.AssetExecutionContext, recipe: RecipeResource, sft_dataset, base_model) -> dg.Output:
+    from r1ci_core import stages
+
+    return output(stages.sft_checkpoint(recipe.context(context.run_id), sft_dataset, base_model))
+
+
+@dg.asset(group_name="training", description="GRPO (TRL GRPOTrainer) with code-executing multi-turn rollouts.")
+def grpo_checkpoint(context: dg.AssetExecutionContext, recipe: RecipeResource, sandbox: SandboxResource,
+                    sft_checkpoint, task_corpus) -> dg.Output:
+    from r1ci_core import stages
+
+    with sandbox.open() as sb:
+        return output(stages.grpo_checkpoint(recipe.context(context.run_id), sft_checkpoint, task_corpus, sb))
