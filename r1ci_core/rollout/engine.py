@@ -1,10 +1,13 @@
 """The multi-turn rollout engine: all questions advance together, turn by turn.
 
-Each round, every unfinished trajectory gets one assistant turn (in batches of `limits.batch_size`,
-shortest conversations together). A turn ends at EOS, right after the closing fence of a ```python
-block, or right after an ``<<<answer>>>`` outside code. All code blocks closed in the round run through
-`sandbox.run_many` (in parallel, overlapping the next batch's generation), their outputs come back as
-interpreter turns (``Code Execution Results:``), and only trajectories that wrote code continue.
+Each round, every unfinished trajectory gets one assistant turn, in batches of at most
+`limits.batch_size` conversations of similar length. A turn ends at EOS, right after the closing fence
+of a ```python block, or right after an ``<<<answer>>>`` outside code. The code blocks closed by a batch
+run through `sandbox.run_many` (in parallel, overlapping the next batch's generation), their outputs
+come back as interpreter turns (``Code Execution Results:``), and only trajectories that wrote code
+continue. When few rows of a batch are still generating (``preempt_fraction``), they are stopped
+mid-turn and finish the turn in the next round's batch: their ids so far stay in the record exactly as
+generated, so the result is the same as without preemption, only the batches are fuller.
 
 Policy decisions (documented contract):
 
@@ -26,6 +29,8 @@ Policy decisions (documented contract):
 * Other finish reasons: ``"answer"`` (the last turn has ``<<<...>>>`` and no pending code),
   ``"no_answer"`` (the model ended its turn without an answer or code).
 * Returned order: item-major, ``samples_per_item`` consecutive samples per item.
+* Sampling (temperature > 0) is seeded per generate call from ``seed``: a run is reproducible for the
+  same inputs and settings, but changes with the batching (one random stream per batch).
 """
 
 from __future__ import annotations
@@ -130,7 +135,7 @@ def run_rollouts(
     score: bool = True,
     families: Mapping[str, Any] | None = None,
     preempt_fraction: float = 0.25,
-    batch_overhead_tokens: int = 4096,
+    batch_overhead_tokens: int | None = None,
 ) -> list[Trajectory]:
     """Roll out `samples_per_item` multi-turn trajectories per item with `backend`; see the module doc.
 
@@ -139,7 +144,8 @@ def run_rollouts(
     `preempt_fraction`: a batch stops once at most this fraction of its rows is still generating; those
     rows continue their turn in the next round's batch (0 disables; token backends only).
     `batch_overhead_tokens`: how many padded row-tokens one extra batch is worth; conversations are split
-    into length-similar batches when that saves more padding (a huge value: plain `batch_size` chunks).
+    into length-similar batches when that saves more padding (default: the backend's own estimate; a
+    huge value gives plain `batch_size` chunks).
     """
     limits = limits or RolloutConfig()
     if mode not in MODES:
@@ -162,9 +168,11 @@ def run_rollouts(
 
 class _Engine:
     def __init__(self, backend: Backend, limits: RolloutConfig, sandbox: Any, mode: str, seed: int, progress: bool,
-                 preempt_fraction: float = 0.0, batch_overhead_tokens: int = 4096):
+                 preempt_fraction: float = 0.0, batch_overhead_tokens: int | None = None):
         self.preempt_fraction = preempt_fraction
         # cost of one more batch, in padded row-tokens (per-step fixed cost / per-row-token cost)
+        if batch_overhead_tokens is None:
+            batch_overhead_tokens = getattr(backend, "batch_overhead_tokens", 1 << 30)
         self.batch_overhead_tokens = batch_overhead_tokens
         self.backend = backend
         self.limits = limits

@@ -282,7 +282,7 @@ def test_scores_from_the_family_verifier(tiny_policy, items):
     assert [t.finish_reason for t in trajs] == ["answer", "answer", "no_answer"]
 
 
-def test_preempted_turns_continue_exactly(tiny_policy, items, sandbox):
+def test_preempted_turns_continue_exactly(tiny_policy, items):
     """Stragglers stopped mid-turn continue next round; the record is the same as without preemption."""
     _, model, tok = tiny_policy
     backend = TransformersBackend(model, tok)

@@ -123,6 +123,9 @@ class Backend(ABC):
     name: str = ""
     token_level: bool = True
     tokenizer: Any = None  # token-level backends: the chat tokenizer (with its chat template)
+    # What one more batch costs, in padded row-tokens: the engine splits a round into length-similar
+    # batches only when that saves more padding than this (huge = plain `batch_size` chunks).
+    batch_overhead_tokens: int = 1 << 30
 
     @property
     def model_name(self) -> str:
