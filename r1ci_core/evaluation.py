@@ -1,0 +1,583 @@
+"""The evaluation stage: roll out checkpoints on held-out questions, store every sample, write the report.
+
+Entry points
+------------
+* `run_evaluation(ctx, items, checkpoints, sandbox, mlflow_run_id=...)` — what `stages.eval_report` calls.
+* `compare_runs(db_path, run_a, run_b)` / `format_comparison(rows)` — ``r1ci eval compare A B``.
+* `check_no_nan`, `check_all_families`, `check_infra_rate` — plain asset-check functions.
+* `latest_model_versions(names)` — newest registered versions, for the Dagster sensor.
+
+A checkpoint is a folder path, a registered MLflow model version (``models:/r1ci-sft/3`` or
+``models:/r1ci-sft/latest``) or an OpenAI-compatible endpoint model (``openai:<model>`` with
+``$OPENAI_BASE_URL``, or ``openai:<model>@http://host:port/v1``). Recipe entries of
+``eval.checkpoints`` written that way are evaluated too, besides the pipeline's base/sft/grpo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import store
+from .metrics import sample_figures, two_proportion_test
+
+log = logging.getLogger(__name__)
+
+POOL_NAMES = {"test_unseen": "unseen_family", "test_seen": "seen_family"}
+PIPELINE_CHECKPOINTS = ("base", "sft", "grpo")
+REGISTERED_NAMES = {"sft": "r1ci-sft", "grpo": "r1ci-grpo"}
+# rollout settings that cannot change what is generated (batching) are left out of the eval key
+_KEY_EXCLUDED_ROLLOUT = ("batch_size",)
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+@dataclass
+class CheckpointSpec:
+    """One model to evaluate: a local folder (transformers/vllm) or an OpenAI-compatible endpoint."""
+
+    name: str
+    kind: str  # "path" or "openai"
+    path: str  # folder, or the endpoint's base URL for "openai"
+    model_version: str | None = None
+    model: str | None = None  # endpoint model name
+    uri: str | None = None  # what the user wrote (models:/..., openai:...)
+
+    @property
+    def location(self) -> str:
+        return self.uri or self.path
+
+
+def _resolve_model_uri(uri: str) -> tuple[str, str]:
+    """(local folder, 'name/version') of ``models:/<name>/<version|latest>``."""
+    from mlflow.tracking import MlflowClient
+
+    rest = uri[len("models:/"):].strip("/")
+    name, _, version = rest.partition("/")
+    if not name:
+        raise ValueError(f"cannot read the model URI {uri!r}: write models:/<registered name>/<version>")
+    client = MlflowClient()
+    if version in ("", "latest"):
+        versions = client.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise ValueError(f"registered model {name!r} has no version in the MLflow registry")
+        mv = max(versions, key=lambda v: int(v.version))
+    else:
+        mv = client.get_model_version(name, version)
+    local = (mv.tags or {}).get("checkpoint_path")
+    if not local or not Path(local, "config.json").is_file():
+        import mlflow
+
+        local = mlflow.artifacts.download_artifacts(mv.source)
+    return str(local), f"{name}/{mv.version}"
+
+
+def resolve_checkpoint(name: str, value: str) -> CheckpointSpec:
+    value = str(value)
+    if value.startswith("models:/"):
+        path, version = _resolve_model_uri(value)
+        return CheckpointSpec(name=name, kind="path", path=path, model_version=version, uri=value)
+    if value.startswith("openai:"):
+        model, _, base_url = value[len("openai:"):].partition("@")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL", "")
+        if not model:
+            raise ValueError(f"checkpoint {value!r}: write openai:<model> or openai:<model>@<base_url>")
+        return CheckpointSpec(name=name, kind="openai", path=base_url, model=model, uri=value)
+    return CheckpointSpec(name=name, kind="path", path=str(value))
+
+
+def resolve_checkpoints(checkpoints: Mapping[str, str], recipe_names: Sequence[str] = ()) -> list[CheckpointSpec]:
+    """Specs for the pipeline's checkpoints plus recipe entries that name a model version or an endpoint."""
+    specs = [resolve_checkpoint(name, path) for name, path in checkpoints.items()]
+    have = {s.name for s in specs}
+    for entry in recipe_names:
+        if entry in have or entry in PIPELINE_CHECKPOINTS:
+            continue
+        if entry.startswith(("models:/", "openai:")):
+            spec = resolve_checkpoint(entry, entry)
+            if spec.model_version:
+                spec.name = spec.model_version
+            elif spec.kind == "openai":
+                spec.name = f"openai:{spec.model}"
+            specs.append(spec)
+        else:
+            log.warning("eval.checkpoints entry %r has no checkpoint in this run: skipped", entry)
+    order = {n: i for i, n in enumerate(PIPELINE_CHECKPOINTS)}
+    return sorted(specs, key=lambda s: order.get(s.name, len(order)))
+
+
+_FP_CACHE: dict[tuple, str] = {}
+_FULL_HASH_BYTES = 64 * 2**20
+_SAMPLE_BYTES = 2**20
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """A content hash of a checkpoint folder (files under 64 MiB whole; larger ones: size + 8 sampled MiB)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(path).parts))
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if stamp in _FP_CACHE:
+        return _FP_CACHE[stamp]
+    h = hashlib.sha256()
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(path)}\0{size}\0".encode())
+        with open(p, "rb") as fh:
+            if size <= _FULL_HASH_BYTES:
+                for block in iter(lambda: fh.read(2**20), b""):  # noqa: B023 - fh is the loop's own file
+                    h.update(block)
+            else:
+                for k in range(8):
+                    fh.seek((size - _SAMPLE_BYTES) * k // 7)
+                    h.update(fh.read(_SAMPLE_BYTES))
+    digest = h.hexdigest()[:20]
+    _FP_CACHE[stamp] = digest
+    return digest
+
+
+def _registered_version(spec: CheckpointSpec) -> str | None:
+    """The newest registered version (``r1ci-sft/3``) whose checkpoint_path tag is this folder, if any."""
+    if spec.model_version or spec.kind != "path":
+        return spec.model_version
+    reg_name = REGISTERED_NAMES.get(spec.name)
+    if reg_name is None:
+        return None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        versions = MlflowClient().search_model_versions(f"name='{reg_name}'")
+    except Exception:  # noqa: BLE001 - no registry: the version is simply unknown
+        return None
+    target = str(Path(spec.path).resolve())
+    mine = [v for v in versions if str(Path((v.tags or {}).get("checkpoint_path", "/nonexistent")).resolve()) == target]
+    if not mine:
+        return None
+    return f"{reg_name}/{max(mine, key=lambda v: int(v.version)).version}"
+
+
+def _make_backend(spec: CheckpointSpec, recipe: Any) -> Any:
+    from .rollout import get_backend
+
+    if spec.kind == "openai":
+        return get_backend("openai", base_url=spec.path or None, model=spec.model)
+    name = recipe.rollout.backend if recipe.rollout.backend != "openai" else "transformers"
+    if name == "vllm":
+        return get_backend("vllm", model_path=spec.path)
+    return get_backend("transformers", model_path=spec.path, dtype=recipe.model.dtype,
+                       local_files_only=recipe.model.local_files_only)
+
+
+# ---------------------------------------------------------------------------------------- keys and rows
+def items_fingerprint(items: Sequence[Any]) -> str:
+    rows = sorted((it.id, it.family, str(it.answer), it.pool) for it in items)
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:20]
+
+
+def rollout_settings(recipe: Any, samples_per_item: int, backend: str) -> dict[str, Any]:
+    from .chat import PROMPT_VERSION
+
+    limits = {k: v for k, v in recipe.rollout.model_dump().items() if k not in _KEY_EXCLUDED_ROLLOUT}
+    limits["backend"] = backend
+    return {"limits": limits, "seed": recipe.seed, "samples_per_item": samples_per_item,
+            "prompt_version": PROMPT_VERSION, "batch_size": recipe.rollout.batch_size}
+
+
+def eval_key(fingerprint: str, items_fp: str, mode: str, settings: Mapping[str, Any]) -> str:
+    keyed = {k: v for k, v in settings.items() if k != "batch_size"}
+    blob = json.dumps([fingerprint, items_fp, mode, keyed], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def sample_rows(run_id: str, items: Sequence[Any], trajs: Sequence[Any], samples_per_item: int,
+                families: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """eval_samples rows of one run (trajectories are item-major, `samples_per_item` each)."""
+    rows = []
+    for i, traj in enumerate(trajs):
+        item = items[i // samples_per_item]
+        fam = families.get(item.family)
+        source = item.source or (getattr(fam, "source", "") if fam else "")
+        score = traj.score
+        if score is not None and isinstance(score, float) and math.isnan(score):
+            score = None
+        rows.append({
+            "run_id": run_id,
+            "sample_idx": i % samples_per_item,
+            "question_id": item.id,
+            "family": item.family,
+            "source": source,
+            "pool": POOL_NAMES.get(item.pool, item.pool or ""),
+            "question": item.question,
+            "gold": str(item.answer),
+            "answer": traj.final_answer,
+            "score": score,
+            "parseable": traj.parseable,
+            "infra_error": bool(traj.infra_error),
+            "finish_reason": traj.finish_reason,
+            "n_turns": traj.n_turns,
+            "n_code_calls": traj.n_code_calls,
+            "gen_time_s": float(traj.gen_time_s),
+            "exec_time_s": float(traj.exec_time_s),
+            "trajectory": json.dumps(traj.to_row(), default=str),
+            **sample_figures(traj),
+        })
+    return rows
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# ---------------------------------------------------------------------------------------- main entry
+def run_evaluation(
+    ctx: Any,
+    items: Sequence[Any],
+    checkpoints: Mapping[str, str],
+    sandbox: Any,
+    *,
+    mlflow_run_id: str | None = None,
+    modes: Sequence[str] | None = None,
+    force: bool = False,
+    samples_per_item: int = 1,
+    families: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    reward_curve: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every checkpoint in every mode of ``ctx.recipe.eval`` on `items`; store, report, log.
+
+    `checkpoints` maps names (``base``/``sft``/``grpo``) to folders (or ``models:/`` / ``openai:`` specs).
+    A (checkpoint content, items, mode, rollout settings) combination already in the store is not run
+    again unless `force`; its stored run is reported. Returns the report's figures (see the module doc
+    of `r1ci_core.report` for the files): report_path, html_path, markdown_table, plot_path, plots,
+    accuracy {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}},
+    n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}, duration_s, run_ids, new_run_ids,
+    reused_run_ids, db_path.
+    """
+    from .report import build_report
+    from .rollout import run_rollouts
+    from .tasks import registry
+
+    t0 = time.perf_counter()
+    recipe = ctx.recipe
+    ecfg = recipe.eval
+    modes = list(modes or ecfg.modes)
+    families = families if families is not None else registry()
+    unique: dict[str, Any] = {}
+    for it in items:
+        unique.setdefault(it.id, it)
+    items = list(unique.values())
+    if not items:
+        raise ValueError("no evaluation items: the corpus has no question in the pools "
+                         f"{list(ecfg.pools)} (check tasks.n_test_seen / n_test_unseen)")
+    specs = resolve_checkpoints(checkpoints, ecfg.checkpoints)
+    if not specs:
+        raise ValueError("no checkpoint to evaluate: eval.checkpoints names none of the pipeline's checkpoints")
+    db = store.db_path(ctx.root)
+    store.init_db(db)
+    items_fp = items_fingerprint(items)
+    pools = ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in items}))
+    run_ids: list[str] = []
+    new_ids: list[str] = []
+    reused: list[str] = []
+
+    for spec in specs:
+        fingerprint = checkpoint_fingerprint(spec.path) if spec.kind == "path" else f"openai:{spec.model}@{spec.path}"
+        backend_name = "openai" if spec.kind == "openai" else (
+            recipe.rollout.backend if recipe.rollout.backend != "openai" else "transformers")
+        settings = rollout_settings(recipe, samples_per_item, backend_name)
+        version = _registered_version(spec)
+        backend = None
+        try:
+            for mode in modes:
+                key = eval_key(fingerprint, items_fp, mode, settings)
+                if not force:
+                    existing = store.find_run(db, key)
+                    if existing:
+                        log.info("eval %s/%s already stored as run %s: not run again", spec.name, mode, existing)
+                        run_ids.append(existing)
+                        reused.append(existing)
+                        continue
+                if backend is None:
+                    backend = _make_backend(spec, recipe)
+                run_id = uuid.uuid4().hex
+                started = _now()
+                t_run = time.perf_counter()
+                trajs = run_rollouts(backend, items, limits=recipe.rollout, sandbox=sandbox, mode=mode,
+                                     samples_per_item=samples_per_item, seed=recipe.seed, progress=progress,
+                                     families=families)
+                duration = time.perf_counter() - t_run
+                rows = sample_rows(run_id, items, trajs, samples_per_item, families)
+                scored = [r["score"] for r in rows if not r["infra_error"] and r["score"] is not None]
+                run = {
+                    "run_id": run_id, "eval_key": key, "checkpoint": spec.name, "checkpoint_path": spec.location,
+                    "checkpoint_fingerprint": fingerprint, "model_version": version,
+                    "mlflow_run_id": mlflow_run_id or "", "dagster_run_id": getattr(ctx, "dagster_run_id", ""),
+                    "recipe": recipe.name, "mode": mode, "backend": backend_name, "rollout": settings,
+                    "pools": pools, "n_items": len(items), "n_samples": len(rows),
+                    "n_infra_errors": sum(1 for r in rows if r["infra_error"]),
+                    "accuracy": sum(scored) / len(scored) if scored else None,
+                    "forced": bool(force), "started_at": started, "finished_at": _now(), "duration_s": duration,
+                }
+                try:
+                    store.write_run(db, run, rows, force=force)
+                except store.AlreadyStored as dup:
+                    log.info("eval %s/%s was stored meanwhile as run %s", spec.name, mode, dup.run_id)
+                    run_ids.append(dup.run_id)
+                    reused.append(dup.run_id)
+                    continue
+                run_ids.append(run_id)
+                new_ids.append(run_id)
+                log.info("eval %s/%s: accuracy %s over %d samples (%d infra errors)", spec.name, mode,
+                         run["accuracy"], len(rows), run["n_infra_errors"])
+        finally:
+            if backend is not None:
+                del backend
+                gc.collect()
+
+    if reward_curve is None:
+        reward_curve = grpo_reward_curve(recipe)
+    out_dir = ctx.artifact("eval_report")
+    report = build_report(db, run_ids, out_dir, title=f"r1ci evaluation — recipe {recipe.name}",
+                          reward_curve=reward_curve, recipe=recipe.name)
+    result = {
+        **report,
+        "n_samples": int(report.get("n_samples", 0)),
+        "duration_s": round(time.perf_counter() - t0, 3),
+        "run_ids": run_ids,
+        "new_run_ids": new_ids,
+        "reused_run_ids": reused,
+        "db_path": str(db),
+    }
+    _log_to_mlflow(result, out_dir, mlflow_run_id)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- MLflow
+def _metric_name(*parts: str) -> str:
+    import re
+
+    return ".".join(re.sub(r"[^A-Za-z0-9_\-./ ]", "_", p) for p in parts)
+
+
+def _log_to_mlflow(result: Mapping[str, Any], out_dir: Path, mlflow_run_id: str | None) -> None:
+    """Figures as metrics and the report folder as artifacts of the active (or given) MLflow run."""
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+    except ImportError:  # pragma: no cover
+        return
+    active = mlflow.active_run()
+    run_id = active.info.run_id if active else mlflow_run_id
+    if not run_id:
+        return
+    metrics: dict[str, float] = {"n_samples": float(result.get("n_samples", 0)),
+                                 "n_infra_errors": float(result.get("n_infra_errors", 0)),
+                                 "duration_s": float(result.get("duration_s", 0.0))}
+    for ckpt, per_mode in result.get("accuracy", {}).items():
+        for mode, acc in per_mode.items():
+            if acc is not None and not math.isnan(acc):
+                metrics[_metric_name("accuracy", ckpt, mode)] = float(acc)
+    for ckpt, per_mode in result.get("code_use_ratio", {}).items():
+        for mode, val in per_mode.items():
+            if val is not None and not math.isnan(val):
+                metrics[_metric_name("code_use_ratio", ckpt, mode)] = float(val)
+    try:
+        client = MlflowClient()
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        client.set_tag(run_id, "r1ci.eval_run_ids", ",".join(result.get("run_ids", []))[:5000])
+        client.log_artifacts(run_id, str(out_dir), artifact_path="eval_report")
+    except Exception as err:  # noqa: BLE001 - the store and report are the record; MLflow is a mirror
+        log.warning("could not log the evaluation to MLflow run %s: %s", run_id, err)
+
+
+def grpo_reward_curve(recipe: Any = None, experiment: str | None = None) -> list[float] | None:
+    """The ``reward`` metric history (by step) of the latest finished ``grpo_checkpoint`` MLflow run, if any."""
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        name = experiment or (recipe.mlflow.experiment if recipe is not None else "r1ci")
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            return None
+        client = MlflowClient()
+        found = client.search_runs([exp.experiment_id],
+                                   filter_string="tags.`dagster.asset_key` = 'grpo_checkpoint' "
+                                                 "and attributes.status = 'FINISHED'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        if not found:
+            return None
+        history = client.get_metric_history(found[0].info.run_id, "reward")
+        history = sorted(history, key=lambda m: (m.step, m.timestamp))
+        return [float(m.value) for m in history] or None
+    except Exception as err:  # noqa: BLE001 - the curve is an optional input of the report
+        log.info("no GRPO reward curve: %s", err)
+        return None
+
+
+def latest_model_versions(names: Sequence[str] = ("r1ci-sft", "r1ci-grpo")) -> dict[str, tuple[str, str]]:
+    """{registered name: (newest version, checkpoint source)} for each name with at least one version.
+
+    The source is the version's ``checkpoint_path`` tag (the local folder that `lineage.register_checkpoint`
+    records) when present, else its registry source URI.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    out: dict[str, tuple[str, str]] = {}
+    for name in names:
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+        except Exception as err:  # noqa: BLE001 - an unknown name is simply absent
+            log.info("no versions of %s: %s", name, err)
+            continue
+        if not versions:
+            continue
+        mv = max(versions, key=lambda v: int(v.version))
+        out[name] = (str(mv.version), (mv.tags or {}).get("checkpoint_path") or mv.source)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- compare
+def compare_runs(db_path: str | Path, run_a: str, run_b: str) -> list[dict[str, Any]]:
+    """Per-family accuracy of two runs with a pooled two-proportion z-test (95 %).
+
+    Rows: family, source, n_a, n_b, acc_a, acc_b, diff (= acc_b - acc_a), p_value, significant; families of
+    only one run get None for the other side. A last row ``family='(all)'`` compares the runs overall.
+    Infra-error samples are excluded.
+    """
+    known = set(store.query(db_path, "SELECT run_id FROM eval_runs WHERE run_id IN (?, ?)", [run_a, run_b])["run_id"])
+    for rid in (run_a, run_b):
+        if rid not in known:
+            raise ValueError(f"eval run {rid!r} is not in {db_path} (list runs with: SELECT run_id FROM eval_runs)")
+    df = store.query(db_path, """
+        SELECT run_id, family, any_value(source) AS source,
+               count(*) FILTER (WHERE NOT infra_error AND score IS NOT NULL) AS n,
+               coalesce(sum(score) FILTER (WHERE NOT infra_error), 0) AS s
+        FROM eval_samples WHERE run_id IN (?, ?) GROUP BY run_id, family""", [run_a, run_b])
+    stats: dict[str, dict[str, tuple[int, float]]] = {}
+    sources: dict[str, str] = {}
+    for r in df.itertuples():
+        stats.setdefault(r.family, {})[r.run_id] = (int(r.n), float(r.s))
+        sources[r.family] = r.source
+    rows = []
+
+    def row(family: str, source: str, a: tuple[int, float] | None, b: tuple[int, float] | None) -> dict[str, Any]:
+        acc_a = a[1] / a[0] if a and a[0] else None
+        acc_b = b[1] / b[0] if b and b[0] else None
+        p, significant, diff = None, False, None
+        if acc_a is not None and acc_b is not None:
+            diff = acc_b - acc_a
+            _, p = two_proportion_test(a[1], a[0], b[1], b[0])
+            significant = p < 0.05
+        return {"family": family, "source": source, "n_a": a[0] if a else 0, "n_b": b[0] if b else 0,
+                "acc_a": acc_a, "acc_b": acc_b, "diff": diff, "p_value": p, "significant": significant}
+
+    tot = {run_a: [0, 0.0], run_b: [0, 0.0]}
+    for family in sorted(stats):
+        a, b = stats[family].get(run_a), stats[family].get(run_b)
+        rows.append(row(family, sources.get(family, ""), a, b))
+        for rid, v in ((run_a, a), (run_b, b)):
+            if v:
+                tot[rid][0] += v[0]
+                tot[rid][1] += v[1]
+    rows.append(row("(all)", "", tuple(tot[run_a]), tuple(tot[run_b])))  # type: ignore[arg-type]
+    return rows
+
+
+def format_comparison(rows: Sequence[Mapping[str, Any]], run_a: str = "A", run_b: str = "B") -> str:
+    """A fixed-width text table of `compare_runs` rows; ``*`` marks differences beyond noise at 95 %."""
+    def pct(v: float | None) -> str:
+        return "   -  " if v is None else f"{100 * v:5.1f}%"
+
+    width = max([len("family")] + [len(str(r["family"])) for r in rows])
+    head = f"{'family':<{width}}  {'n':>4} {run_a[:8]:>8} {run_b[:8]:>8} {'diff':>8} {'p':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        diff = "    -   " if r["diff"] is None else f"{100 * r['diff']:+7.1f}%"
+        p = "     - " if r["p_value"] is None else f"{r['p_value']:7.3f}"
+        n = max(r["n_a"], r["n_b"])
+        lines.append(f"{r['family']:<{width}}  {n:>4} {pct(r['acc_a']):>8} {pct(r['acc_b']):>8} {diff:>8} {p}"
+                     f"{' *' if r['significant'] else ''}")
+    lines.append("* significant at 95% (pooled two-proportion z-test)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- asset checks
+def _ids(run_ids: Sequence[str]) -> list[str]:
+    return [str(r) for r in run_ids]
+
+
+def check_no_nan(db_path: str | Path, run_ids: Sequence[str]) -> tuple[bool, str]:
+    """Every non-infra sample has a finite score, and every run has a finite accuracy."""
+    ids = _ids(run_ids)
+    bad = store.query(db_path, """
+        SELECT run_id, count(*) AS n FROM eval_samples
+        WHERE list_contains(?, run_id) AND NOT infra_error AND (score IS NULL OR isnan(score))
+        GROUP BY run_id""", [ids])
+    empty = store.query(db_path, """
+        SELECT r.run_id FROM eval_runs r LEFT JOIN eval_run_accuracy a USING (run_id)
+        WHERE list_contains(?, r.run_id) AND (a.accuracy IS NULL OR isnan(a.accuracy))""", [ids])
+    missing = set(ids) - set(store.query(db_path, "SELECT run_id FROM eval_runs WHERE list_contains(?, run_id)",
+                                         [ids])["run_id"])
+    if missing:
+        return False, f"runs not in the store: {sorted(missing)}"
+    if len(bad) or len(empty):
+        parts = [f"{r.run_id[:8]}: {r.n} unscored samples" for r in bad.itertuples()]
+        parts += [f"{r[:8]} has no accuracy" for r in empty["run_id"] if r not in set(bad["run_id"])]
+        return False, "NaN/NULL scores: " + "; ".join(parts)
+    return True, f"all samples of {len(ids)} runs have a score"
+
+
+def check_all_families(db_path: str | Path, run_ids: Sequence[str],
+                       expected_families: Sequence[str]) -> tuple[bool, str]:
+    """Every run has at least one scored (non-infra) sample of every expected family."""
+    ids = _ids(run_ids)
+    df = store.query(db_path, """
+        SELECT r.run_id, r.checkpoint, r.mode, list(DISTINCT s.family) FILTER (WHERE NOT s.infra_error) AS fams
+        FROM eval_runs r LEFT JOIN eval_samples s USING (run_id)
+        WHERE list_contains(?, r.run_id) GROUP BY r.run_id, r.checkpoint, r.mode""", [ids])
+    if len(df) < len(set(ids)):
+        return False, f"{len(set(ids)) - len(df)} of the runs are not in the store"
+    expected = set(expected_families)
+    problems = []
+    for r in df.itertuples():
+        missing = expected - set(r.fams if r.fams is not None else [])
+        if missing:
+            problems.append(f"{r.checkpoint}/{r.mode} misses {sorted(missing)}")
+    if problems:
+        return False, "; ".join(problems)
+    return True, f"{len(df)} runs cover all {len(expected)} families"
+
+
+def check_infra_rate(db_path: str | Path, run_ids: Sequence[str], threshold: float) -> tuple[bool, str]:
+    """Each run's share of infra-error samples is at most `threshold`."""
+    ids = _ids(run_ids)
+    df = store.query(db_path, """
+        SELECT r.run_id, r.checkpoint, r.mode, count(s.run_id) AS n,
+               count(*) FILTER (WHERE s.infra_error) AS n_infra
+        FROM eval_runs r LEFT JOIN eval_samples s USING (run_id)
+        WHERE list_contains(?, r.run_id) GROUP BY r.run_id, r.checkpoint, r.mode""", [ids])
+    worst, problems = 0.0, []
+    for r in df.itertuples():
+        rate = r.n_infra / r.n if r.n else 1.0
+        worst = max(worst, rate)
+        if rate > threshold:
+            problems.append(f"{r.checkpoint}/{r.mode}: {r.n_infra}/{r.n} = {rate:.1%}")
+    if problems:
+        return False, f"infra error rate above {threshold:.1%}: " + "; ".join(problems)
+    return True, f"worst infra error rate {worst:.1%} <= {threshold:.1%} over {len(df)} runs"
+

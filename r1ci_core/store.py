@@ -1,0 +1,308 @@
+"""The evaluation store: one DuckDB file (``<data dir>/r1ci.duckdb``) that only ever grows.
+
+Tables
+------
+``eval_runs`` — one row per evaluation of one checkpoint in one mode:
+
+=====================  ==========  ===================================================================
+column                 type        meaning
+=====================  ==========  ===================================================================
+run_id                 VARCHAR     primary key (uuid hex); joins ``eval_samples.run_id``
+eval_key               VARCHAR     fingerprint of checkpoint content + items + mode + rollout settings;
+                                   an unforced evaluation with a key already present is a no-op
+checkpoint             VARCHAR     ``base`` / ``sft`` / ``grpo`` / a model version (``r1ci-sft/3``) /
+                                   an endpoint model name (``openai:<model>``)
+checkpoint_path        VARCHAR     folder, ``models:/`` URI or endpoint URL evaluated
+checkpoint_fingerprint VARCHAR     content hash of the checkpoint files (endpoint: its name)
+model_version          VARCHAR     MLflow registered model version (``r1ci-sft/3``), if known
+mlflow_run_id          VARCHAR     the ``eval_report`` MLflow run that produced it
+dagster_run_id         VARCHAR     the orchestrator run ('' from the CLI)
+recipe                 VARCHAR     recipe name
+mode                   VARCHAR     ``autonomous`` / ``text_only`` / ``code_first``
+backend                VARCHAR     rollout backend (``transformers`` / ``vllm`` / ``openai``)
+rollout                JSON        rollout settings (limits, sampling), seed, samples per item
+pools                  VARCHAR     comma-separated pools covered (``seen_family,unseen_family``)
+n_items                INTEGER     distinct questions
+n_samples              INTEGER     rows in eval_samples for the run
+n_infra_errors         INTEGER     samples excluded because the sandbox itself failed
+accuracy               DOUBLE      mean score over non-infra samples
+forced                 BOOLEAN     the run repeated an existing eval_key on request
+started_at             TIMESTAMP   UTC start
+finished_at            TIMESTAMP   UTC end
+duration_s             DOUBLE      wall time of the rollouts
+=====================  ==========  ===================================================================
+
+``eval_samples`` — one row per sampled answer to one question (``sample_idx`` > 0 only with several
+samples per question):
+
+run_id, sample_idx, question_id (the item id), family, source (``symbench`` / ``bbh`` /
+``reasoning_gym`` / ``custom``), pool (``unseen_family`` = held-out test family, ``seen_family`` =
+held-out question of a training family), question, gold, answer (text inside ``<<<>>>``, NULL if none),
+score (DOUBLE in [0, 1]; NULL for infra errors), parseable, infra_error (BOOLEAN), finish_reason,
+n_turns, n_code_calls, used_code (BOOLEAN), n_code_errors (executions with a non-zero exit),
+n_timeouts, n_trivial_code (blocks that only print constants), trivial_code (every block trivial),
+n_gen_tokens (policy tokens; estimated at 4 characters a token for text-level backends),
+n_total_tokens, gen_time_s, exec_time_s, latency_s (= gen + exec), trajectory (JSON: the full
+`Trajectory.to_row()`).
+
+Views (infra-error samples are excluded from accuracy and counted in ``n_infra``)
+-----------------------------------------------------------------------------------
+``eval_family_accuracy``  per run × family (+ source, pool): n, n_infra, accuracy, ci_low, ci_high
+                          (Wilson 95 %), code_use_ratio, mean_turns, mean_code_calls, code_error_rate,
+                          timeout_rate, trivial_code_rate, mean_gen_tokens, mean_latency_s, with the
+                          run's checkpoint, mode, recipe and started_at.
+``eval_source_accuracy``  the same per run × source.
+``eval_run_accuracy``     the same per run (overall).
+
+Each run's ``eval_runs`` row and all its samples are written in one transaction: a crash leaves no
+partial run. Nothing is updated or deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "r1ci.duckdb"
+
+RUN_COLUMNS: list[tuple[str, str]] = [
+    ("run_id", "VARCHAR PRIMARY KEY"),
+    ("eval_key", "VARCHAR"),
+    ("checkpoint", "VARCHAR"),
+    ("checkpoint_path", "VARCHAR"),
+    ("checkpoint_fingerprint", "VARCHAR"),
+    ("model_version", "VARCHAR"),
+    ("mlflow_run_id", "VARCHAR"),
+    ("dagster_run_id", "VARCHAR"),
+    ("recipe", "VARCHAR"),
+    ("mode", "VARCHAR"),
+    ("backend", "VARCHAR"),
+    ("rollout", "JSON"),
+    ("pools", "VARCHAR"),
+    ("n_items", "INTEGER"),
+    ("n_samples", "INTEGER"),
+    ("n_infra_errors", "INTEGER"),
+    ("accuracy", "DOUBLE"),
+    ("forced", "BOOLEAN"),
+    ("started_at", "TIMESTAMP"),
+    ("finished_at", "TIMESTAMP"),
+    ("duration_s", "DOUBLE"),
+]
+
+SAMPLE_COLUMNS: list[tuple[str, str]] = [
+    ("run_id", "VARCHAR NOT NULL"),
+    ("sample_idx", "INTEGER"),
+    ("question_id", "VARCHAR NOT NULL"),
+    ("family", "VARCHAR NOT NULL"),
+    ("source", "VARCHAR"),
+    ("pool", "VARCHAR"),
+    ("question", "VARCHAR"),
+    ("gold", "VARCHAR"),
+    ("answer", "VARCHAR"),
+    ("score", "DOUBLE"),
+    ("parseable", "BOOLEAN"),
+    ("infra_error", "BOOLEAN"),
+    ("finish_reason", "VARCHAR"),
+    ("n_turns", "INTEGER"),
+    ("n_code_calls", "INTEGER"),
+    ("used_code", "BOOLEAN"),
+    ("n_code_errors", "INTEGER"),
+    ("n_timeouts", "INTEGER"),
+    ("n_trivial_code", "INTEGER"),
+    ("trivial_code", "BOOLEAN"),
+    ("n_gen_tokens", "INTEGER"),
+    ("n_total_tokens", "INTEGER"),
+    ("gen_time_s", "DOUBLE"),
+    ("exec_time_s", "DOUBLE"),
+    ("latency_s", "DOUBLE"),
+    ("trajectory", "JSON"),
+]
+
+_AGG = """
+    count(*) FILTER (WHERE NOT s.infra_error)                         AS n,
+    count(*) FILTER (WHERE s.infra_error)                             AS n_infra,
+    avg(s.score) FILTER (WHERE NOT s.infra_error)                     AS accuracy,
+    avg(CASE WHEN s.used_code THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT s.infra_error) AS code_use_ratio,
+    avg(s.n_turns) FILTER (WHERE NOT s.infra_error)                   AS mean_turns,
+    avg(s.n_code_calls) FILTER (WHERE NOT s.infra_error)              AS mean_code_calls,
+    sum(s.n_code_errors) FILTER (WHERE NOT s.infra_error)
+        / nullif(sum(s.n_code_calls) FILTER (WHERE NOT s.infra_error), 0) AS code_error_rate,
+    sum(s.n_timeouts) FILTER (WHERE NOT s.infra_error)
+        / nullif(sum(s.n_code_calls) FILTER (WHERE NOT s.infra_error), 0) AS timeout_rate,
+    avg(CASE WHEN s.trivial_code THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT s.infra_error AND s.used_code)
+                                                                      AS trivial_code_rate,
+    avg(s.n_gen_tokens) FILTER (WHERE NOT s.infra_error)              AS mean_gen_tokens,
+    avg(s.latency_s) FILTER (WHERE NOT s.infra_error)                 AS mean_latency_s"""
+
+# Wilson 95 % interval over the accuracy (z = 1.96), computed from the aggregate above.
+_WILSON = """
+    CASE WHEN agg.n > 0 THEN greatest(0.0, (agg.accuracy + 1.96^2/(2*agg.n)
+        - 1.96*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + 1.96^2/(4*agg.n*agg.n))) / (1 + 1.96^2/agg.n)) END AS ci_low,
+    CASE WHEN agg.n > 0 THEN least(1.0, (agg.accuracy + 1.96^2/(2*agg.n)
+        + 1.96*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + 1.96^2/(4*agg.n*agg.n))) / (1 + 1.96^2/agg.n)) END AS ci_high"""
+
+
+def _view(name: str, keys: Sequence[str]) -> str:
+    group = "".join(f", s.{k}" for k in keys)
+    picked = "".join(f", agg.{k}" for k in keys)
+    excluded = ", ".join(["run_id", *keys])
+    return f"""
+CREATE OR REPLACE VIEW {name} AS
+WITH agg AS (
+    SELECT s.run_id{group},{_AGG}
+    FROM eval_samples s GROUP BY s.run_id{group}
+)
+SELECT r.checkpoint, r.mode, r.recipe, r.started_at, agg.run_id{picked},
+       agg.* EXCLUDE ({excluded}),{_WILSON}
+FROM agg JOIN eval_runs r USING (run_id)
+"""
+
+
+VIEWS = {
+    "eval_family_accuracy": _view("eval_family_accuracy", ["family", "source", "pool"]),
+    "eval_source_accuracy": _view("eval_source_accuracy", ["source"]),
+    "eval_run_accuracy": _view("eval_run_accuracy", []),
+}
+
+
+def db_path(root: Path) -> Path:
+    return Path(root) / DB_NAME
+
+
+@contextlib.contextmanager
+def connect(path: Path, read_only: bool = False, retries: int = 40) -> Iterator[Any]:
+    """A short-lived connection; waits (with jitter) while another process holds the file's lock."""
+    import duckdb
+
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    delay = 0.05
+    for attempt in range(retries):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower() or attempt == retries - 1:
+                raise
+            time.sleep(delay + random.random() * delay)
+            delay = min(delay * 1.6, 2.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: Any) -> None:
+    """Create the tables and views; add any column a newer version defines (never drop one)."""
+    for table, columns in (("eval_runs", RUN_COLUMNS), ("eval_samples", SAMPLE_COLUMNS)):
+        body = ", ".join(f"{n} {t}" for n, t in columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+        for name, typ in columns:
+            if name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {typ.replace('PRIMARY KEY', '').replace('NOT NULL', '')}")
+    for sql in VIEWS.values():
+        con.execute(sql)
+
+
+def init_db(path: Path) -> Path:
+    with connect(path) as con:
+        ensure_schema(con)
+    return Path(path)
+
+
+def find_run(path: Path, eval_key: str) -> str | None:
+    """The latest run_id already stored for `eval_key`, or None."""
+    if not Path(path).exists():
+        return None
+    with connect(path) as con:
+        ensure_schema(con)
+        row = con.execute("SELECT run_id FROM eval_runs WHERE eval_key = ? ORDER BY started_at DESC LIMIT 1",
+                          [eval_key]).fetchone()
+    return row[0] if row else None
+
+
+class AlreadyStored(RuntimeError):
+    """Another process stored a run with the same eval_key meanwhile (unforced write)."""
+
+    def __init__(self, run_id: str):
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def write_run(path: Path, run: dict[str, Any], samples: list[dict[str, Any]], *, force: bool = False) -> str:
+    """Insert one eval_runs row and its samples in ONE transaction; returns the run_id.
+
+    Unless `force`, raises `AlreadyStored` when a run with the same eval_key appeared in the meantime.
+    """
+    import pandas as pd
+
+    run = dict(run)
+    if isinstance(run.get("rollout"), dict | list):
+        run["rollout"] = json.dumps(run["rollout"], sort_keys=True)
+    run_df = pd.DataFrame([{n: run.get(n) for n, _ in RUN_COLUMNS}])
+    sample_df = pd.DataFrame([{n: s.get(n) for n, _ in SAMPLE_COLUMNS} for s in samples],
+                             columns=[n for n, _ in SAMPLE_COLUMNS])
+    for name, typ in SAMPLE_COLUMNS:  # keep pandas from guessing object/float types for all-NULL columns
+        if typ.startswith("INTEGER"):
+            sample_df[name] = sample_df[name].astype("Int64")
+        elif typ.startswith("DOUBLE"):
+            sample_df[name] = sample_df[name].astype("float64")
+        elif typ.startswith("BOOLEAN"):
+            sample_df[name] = sample_df[name].astype("boolean")
+        else:
+            sample_df[name] = sample_df[name].astype("object")
+    with connect(path) as con:
+        ensure_schema(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if not force:
+                row = con.execute("SELECT run_id FROM eval_runs WHERE eval_key = ? LIMIT 1",
+                                  [run["eval_key"]]).fetchone()
+                if row:
+                    raise AlreadyStored(row[0])
+            con.register("_run_df", run_df)
+            con.register("_sample_df", sample_df)
+            con.execute("INSERT INTO eval_runs BY NAME SELECT * FROM _run_df")
+            con.execute("INSERT INTO eval_samples BY NAME SELECT * FROM _sample_df")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                con.unregister("_run_df")
+                con.unregister("_sample_df")
+    return run["run_id"]
+
+
+def query(path: Path, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """Run `sql` on the store (schema ensured) and return a pandas DataFrame."""
+    with connect(path) as con:
+        ensure_schema(con)
+        return con.execute(sql, list(params or [])).df()
+
+
+def runs(path: Path, run_ids: Sequence[str] | None = None) -> Any:
+    """eval_runs rows (all, or those of `run_ids`) as a DataFrame, oldest first."""
+    if run_ids is None:
+        return query(path, "SELECT * FROM eval_runs ORDER BY started_at")
+    return query(path, "SELECT * FROM eval_runs WHERE list_contains(?, run_id) ORDER BY started_at", [list(run_ids)])
+
+
+def samples(path: Path, run_ids: Sequence[str], with_trajectory: bool = False) -> Any:
+    """eval_samples rows of `run_ids` joined with their run's checkpoint and mode."""
+    cols = "s.*" if with_trajectory else "s.* EXCLUDE (trajectory)"
+    return query(path, f"SELECT r.checkpoint, r.mode, {cols} FROM eval_samples s JOIN eval_runs r USING (run_id) "
+                       "WHERE list_contains(?, s.run_id) ORDER BY r.started_at, s.family, s.question_id, s.sample_idx",
+                 [list(run_ids)])
