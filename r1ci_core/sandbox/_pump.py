@@ -1,0 +1,105 @@
+"""Read a run's stdout/stderr (capped) and its status pipe, enforcing the wall-clock deadline."""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+STATUS = struct.Struct("<2siqq")  # same layout as _inside.STATUS
+KILL_GRACE_S = 5.0
+
+
+@dataclass
+class Pumped:
+    out: bytearray = field(default_factory=bytearray)
+    err: bytearray = field(default_factory=bytearray)
+    status: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+    killed_for: str | None = None  # "timeout" | "output"
+    hung: bool = False  # pipes stayed open KILL_GRACE_S after a kill or a status
+
+    @property
+    def status_complete(self) -> bool:
+        return len(self.status) >= STATUS.size and self.status[:2] == b"ST"
+
+    def wait_status(self) -> int:
+        return STATUS.unpack_from(self.status)[1]
+
+    def infra_message(self) -> str | None:
+        if self.status[:2] == b"ER":
+            return bytes(self.status[2:]).decode("utf-8", "replace")
+        return None
+
+
+def write_request(fd: int, header: bytes, code: bytes) -> None:
+    data = memoryview(struct.pack("<II", len(header), len(code)) + header + code)
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def pump(out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: int,
+         kill: Callable[[str], None], close: bool = True) -> Pumped:
+    """Collect until every pipe is at EOF.  ``kill(reason)`` is called once, on timeout or on
+    output beyond ``cap`` bytes in a stream; afterwards the data is drained and dropped."""
+    res = Pumped()
+    bufs = {out_fd: res.out, err_fd: res.err}
+    poller = select.poll()
+    live = {out_fd, err_fd}
+    if st_fd is not None:
+        live.add(st_fd)
+    for fd in live:
+        poller.register(fd, select.POLLIN)
+    grace_until: float | None = None
+    read = os.read
+    while live:
+        now = time.monotonic()
+        if res.killed_for is None and grace_until is None and now >= deadline:
+            res.killed_for = "timeout"
+            kill("timeout")
+            grace_until = now + KILL_GRACE_S
+        if grace_until is not None:
+            if now >= grace_until:
+                res.hung = True
+                break
+            wait = grace_until - now
+        else:
+            wait = deadline - now
+        for fd, _ev in poller.poll(max(0.0, wait) * 1000.0 + 0.5):
+            data = read(fd, 1 << 16)
+            if not data:
+                poller.unregister(fd)
+                live.discard(fd)
+                continue
+            if fd == st_fd:
+                res.status += data
+                if res.status_complete and grace_until is None:
+                    grace_until = time.monotonic() + KILL_GRACE_S
+                continue
+            buf = bufs[fd]
+            room = cap - len(buf)
+            if room >= len(data):
+                buf += data
+                continue
+            if room > 0:
+                buf += data[:room]
+            res.truncated = True
+            if res.killed_for is None and grace_until is None:
+                res.killed_for = "output"
+                kill("output")
+                grace_until = time.monotonic() + KILL_GRACE_S
+    for fd in (out_fd, err_fd, st_fd) if close else ():
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    return res
+
+
+def decode(b: bytes | bytearray) -> str:
+    return bytes(b).decode("utf-8", "replace")

@@ -1,0 +1,195 @@
+"""The public Sandbox: picks the isolation and the executor, applies limits, injects faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import isolation as iso
+from .cold import run_cold, run_plain
+from .result import ExecResult
+from .settings import SandboxSettings, SandboxUnavailableError
+from .warm import WarmPool, WorkerDied
+
+log = logging.getLogger("r1ci.sandbox")
+
+
+class Sandbox:
+    """Runs untrusted Python code in isolation.  Thread-safe; use as a context manager or ``close()``.
+
+    ``Sandbox()``, ``Sandbox(settings)``, ``Sandbox(settings, timeout_s=5)``, ``Sandbox(**recipe)``.
+    The isolation is resolved (and refused with :class:`SandboxUnavailableError`) at construction;
+    warm executors start lazily on the first run (or eagerly with ``start()``).
+    """
+
+    def __init__(self, settings: SandboxSettings | Mapping[str, Any] | None = None, **overrides: Any):
+        if isinstance(settings, SandboxSettings):
+            s = settings.replace(**overrides) if overrides else settings
+        else:
+            s = SandboxSettings.from_mapping(settings, **overrides)
+        self.settings = s
+        self.isolation = iso.resolve_isolation(s)
+        self._lock = threading.Lock()
+        self._pool: WarmPool | None = None
+        self._mode: str | None = None
+        self._closed = False
+        self._rng = random.Random(s.effective_fail_seed())
+        self._rng_lock = threading.Lock()
+        self._fail_rate = s.effective_fail_rate()
+        if self.isolation == "none":
+            log.warning("sandbox isolation is 'none': code runs as a plain subprocess of uid %d", _euid())
+            self._mode = "plain"
+        elif s.mode == "cold":
+            self._mode = "cold"
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings | Mapping[str, Any], **overrides: Any) -> Sandbox:
+        return cls(settings, **overrides)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Sandbox:
+        """Start the executors now (otherwise: on the first run)."""
+        self._ensure_started()
+        return self
+
+    @property
+    def mode(self) -> str:
+        """'warm', 'cold' or 'plain' (isolation none); resolved by the first run."""
+        return self._ensure_started()
+
+    def _ensure_started(self) -> str:
+        if self._mode is not None:
+            return self._mode
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("sandbox is closed")
+            if self._mode is None:
+                try:
+                    self._pool = WarmPool(self.settings, self.isolation)
+                    self._mode = "warm"
+                except (WorkerDied, OSError) as e:
+                    if self.settings.mode == "warm":
+                        raise SandboxUnavailableError(f"warm sandbox executor cannot start: {e}") from e
+                    log.warning("warm sandbox executor cannot start (%s); using one %s per call", e,
+                                self.isolation)
+                    self._mode = "cold"
+        return self._mode
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort; zygotes also exit when our end of their socket closes
+        try:
+            if self._pool is not None:
+                self._pool.close()
+        except Exception:
+            pass
+
+    def describe(self) -> dict[str, Any]:
+        mode = self._ensure_started()
+        out = {"isolation": self.isolation, "mode": mode, "python": self.settings.python}
+        if self._pool is not None:
+            out["workers"] = self._pool.describe()["workers"]
+        return out
+
+    # ------------------------------------------------------------------ running
+    def run(self, code: str, *, timeout_s: float | None = None, memory_mb: int | None = None,
+            cpu_time_s: float | None = None, stdin: str | None = None) -> ExecResult:
+        """Run one program.  ``input()`` sees ``stdin`` (default: EOF at once)."""
+        s = self.settings
+        if self._fail_rate > 0:
+            with self._rng_lock:
+                fail = self._rng.random() < self._fail_rate
+            if fail:
+                return ExecResult(exit_code=None, infra_error="injected")
+        timeout = float(s.timeout_s if timeout_s is None else timeout_s)
+        mem = int(s.memory_mb if memory_mb is None else memory_mb)
+        cpu = cpu_time_s if cpu_time_s is not None else (s.cpu_time_s if s.cpu_time_s is not None else timeout + 1)
+        header = json.dumps({
+            "mem": mem << 20, "cpu": max(1, math.ceil(cpu)), "nproc": s.max_processes,
+            "fsize": s.file_size_mb << 20, "nofile": s.open_files, "stdin": stdin or None,
+        }).encode()
+        try:
+            mode = self._ensure_started()
+        except SandboxUnavailableError as e:
+            return ExecResult(exit_code=None, infra_error=str(e))
+        except RuntimeError as e:
+            return ExecResult(exit_code=None, infra_error=str(e))
+        cap = s.max_output_bytes
+        try:
+            if mode == "warm":
+                pool = self._pool
+                if pool is None:
+                    return ExecResult(exit_code=None, infra_error="sandbox closed")
+                return pool.run(code, timeout_s=timeout, header=header, cap=cap)
+            if mode == "cold":
+                return run_cold(s, code, timeout_s=timeout, header=header, cap=cap)
+            log.warning("running code WITHOUT isolation (sandbox isolation: none)")
+            return run_plain(s, code, timeout_s=timeout, header=header, cap=cap)
+        except Exception as e:  # never let a sandbox failure look like a program failure
+            log.exception("sandbox failure")
+            return ExecResult(exit_code=None, duration_s=0.0, infra_error=f"sandbox failure: {e!r}")
+
+    def run_many(self, codes: Iterable[str], *, concurrency: int | None = None, **kwargs: Any) -> list[ExecResult]:
+        """Run programs in parallel (default: two per worker), results in input order."""
+        codes = list(codes)
+        if not codes:
+            return []
+        if self._ensure_started() == "warm":
+            n = concurrency or 2 * self.settings.n_workers
+        else:
+            n = concurrency or self.settings.n_workers
+        if n <= 1 or len(codes) == 1:
+            return [self.run(c, **kwargs) for c in codes]
+        with ThreadPoolExecutor(max_workers=min(n, len(codes)), thread_name_prefix="sandbox-run") as ex:
+            return list(ex.map(lambda c: self.run(c, **kwargs), codes))
+
+
+def _euid() -> int:
+    import os
+
+    return os.geteuid()
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def default_sandbox() -> Sandbox:
+    """The shared sandbox behind :func:`execute` (default settings; closed at exit)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                import atexit
+
+                _default = Sandbox()
+                atexit.register(_default.close)
+    return _default
+
+
+def execute(code: str, *, timeout_s: float = 10.0, memory_mb: int = 1024) -> ExecResult:
+    """Run one program in the shared default :class:`Sandbox`."""
+    t0 = time.monotonic()
+    try:
+        sb = default_sandbox()
+    except SandboxUnavailableError as e:
+        return ExecResult(exit_code=None, duration_s=time.monotonic() - t0, infra_error=str(e))
+    return sb.run(code, timeout_s=timeout_s, memory_mb=memory_mb)

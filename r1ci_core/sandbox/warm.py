@@ -1,0 +1,407 @@
+"""Warm executor: long-lived interpreters inside the isolation, one pre-made executor per call.
+
+Host side.  Each :class:`_Worker` is one *hub* (``_inside.py``, role ``hub``) started inside bwrap
+(or its own ``unshare`` namespaces) as the unprivileged uid, with two cloners (``lite``: nothing
+preloaded; ``sci``: numpy, sympy, ... preloaded).  Over a SOCK_SEQPACKET control socket the hub
+announces *spares* (executors already alone in fresh namespaces, blocked on their request) with
+five pipe ends: request, stdout, stderr, status and a ready pipe.  A call takes the oldest spare of
+the right kind from any worker, writes the request to it and reads output and status straight from
+it; the status is written by the hub only after the kernel has emptied the executor's namespaces.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+from . import isolation as iso
+from ._pump import decode, pump, write_request
+from .result import ExecResult
+from .settings import SandboxSettings
+
+log = logging.getLogger("r1ci.sandbox")
+
+SID = struct.Struct("<I")
+SPARE_MSG = struct.Struct("<IB")
+EXIT_MSG = struct.Struct("<Ii")
+LITE, SCI = 0, 1
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class _Spare:
+    __slots__ = ("worker", "sid", "kind", "code_w", "out_r", "err_r", "st_r", "ready_r", "taken",
+                 "exit_status", "done", "lost")
+
+    def __init__(self, worker: _Worker, sid: int, kind: int, fds: list[int]):
+        self.worker = worker
+        self.sid = sid
+        self.kind = kind
+        self.code_w, self.out_r, self.err_r, self.st_r, self.ready_r = fds
+        self.taken = False
+        self.exit_status: int | None = None
+        self.lost: str | None = None  # why the supervisor vanished (worker died, pool closed)
+        self.done = threading.Event()
+
+    def close_fds(self) -> None:
+        for fd in (self.code_w, self.out_r, self.err_r, self.st_r, self.ready_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _Worker:
+    def __init__(self, pool: WarmPool, index: int):
+        self.pool = pool
+        self.index = index
+        self.s = pool.settings
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.spares: dict[int, _Spare] = {}
+        self.ready = threading.Event()
+        self.dead = threading.Event()
+        self.error: str | None = None
+        self.info: dict = {}
+        self.inner_pid: int | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        s = self.s
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        info_r, info_w = os.pipe()
+        cfg = {
+            "ctrl_fd": child.fileno(), "spares": s.spares, "preload": list(s.preload),
+            "uid": s.uid, "gid": s.gid, "scratch_kb": s.scratch_mb * 1024,
+            "scratch_inodes": max(1024, s.scratch_mb * 256),
+        }
+        fds = [child.fileno()]
+        data_fds: list[int] = []
+        try:
+            if self.pool.isolation == "bwrap":
+                pairs, data_fds = iso.data_fds({k: v for k, v in iso.etc_files(s).items() if k != "hostname"})
+                argv = iso.bwrap_argv(s, "hub", cfg, info_fd=info_w, data=pairs)
+                fds += [info_w, *data_fds]
+                env = None
+            else:  # unshare: the hub builds its own namespaces and root
+                cfg.update(setup="unshare", etc_binds=iso.etc_binds(), ro_binds=iso.python_binds(s),
+                           etc_files=iso.etc_files(s))
+                argv = iso.python_argv(s, "hub", cfg)
+                env = iso.sandbox_env(s)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                pass_fds=fds, env=env, cwd="/", start_new_session=True, **iso.popen_user_kwargs(s))
+        finally:
+            child.close()
+            os.close(info_w)
+            for fd in data_fds:
+                os.close(fd)
+        self.sock = parent
+        threading.Thread(target=self._read_info, args=(info_r,), daemon=True,
+                         name=f"sandbox-info-{self.index}").start()
+        threading.Thread(target=self._read_stderr, daemon=True, name=f"sandbox-err-{self.index}").start()
+        threading.Thread(target=self._read_ctrl, daemon=True, name=f"sandbox-ctrl-{self.index}").start()
+
+    def _read_info(self, fd: int) -> None:
+        data = b""
+        try:
+            while chunk := os.read(fd, 4096):
+                data += chunk
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        try:
+            self.inner_pid = int(json.loads(data.decode() or "{}").get("child-pid") or 0) or None
+        except ValueError:
+            pass
+
+    def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            text = line.decode("utf-8", "replace").rstrip()
+            self.stderr_tail.append(text)
+            log.debug("sandbox worker %d: %s", self.index, text)
+
+    def _read_ctrl(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        try:
+            while True:
+                msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 5)
+                if not msg:
+                    break
+                kind = msg[:1]
+                if kind == b"S":
+                    sid, spare_kind = SPARE_MSG.unpack_from(msg, 1)
+                    if len(fds) != 5:
+                        for fd in fds:
+                            os.close(fd)
+                        continue
+                    spare = _Spare(self, sid, spare_kind, fds)
+                    with self._lock:
+                        self.spares[sid] = spare
+                    self.pool._add_spare(spare)
+                elif kind == b"X":
+                    sid, status = EXIT_MSG.unpack_from(msg, 1)
+                    with self._lock:
+                        spare = self.spares.pop(sid, None)
+                    if spare is not None:
+                        spare.exit_status = status
+                        if not spare.taken and self.pool._discard_spare(spare):
+                            log.warning("sandbox worker %d: spare %d exited before use (status %d)",
+                                        self.index, sid, status)
+                            spare.close_fds()
+                        spare.done.set()
+                elif kind == b"R":
+                    self.info = json.loads(msg[1:].decode())
+                    self.ready.set()
+                elif kind == b"E":
+                    text = msg[1:].decode("utf-8", "replace")
+                    self.error = text
+                    log.warning("sandbox worker %d: %s", self.index, text)
+        except OSError as e:
+            if not self.pool.closed:
+                log.warning("sandbox worker %d control socket: %s", self.index, e)
+        self._on_death()
+
+    def _on_death(self) -> None:
+        if self.error is None:
+            tail = " | ".join(list(self.stderr_tail)[-5:])
+            self.error = f"sandbox worker exited{': ' + tail if tail else ''}"
+        self.dead.set()
+        self.ready.set()  # wake anyone waiting for startup
+        self.kill()
+        reason = "sandbox closed" if self.pool.closed else f"sandbox worker died ({self.error})"
+        with self._lock:
+            spares = list(self.spares.values())
+            self.spares.clear()
+        for spare in spares:
+            spare.lost = reason
+            if not spare.taken and self.pool._discard_spare(spare):
+                spare.close_fds()
+            spare.done.set()
+        self.pool._worker_died(self)
+
+    def send(self, kind: bytes, sid: int) -> None:
+        try:
+            assert self.sock is not None
+            self.sock.send(kind + SID.pack(sid))
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """Stop the hub; as pid 1 of its namespace its death takes every process with it."""
+        p = self.proc
+        if p is None:
+            return
+        for pid in (self.inner_pid, p.pid):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.error("sandbox worker %d (pid %d) did not exit", self.index, p.pid)
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.send(b"Q")
+            except OSError:
+                pass
+        self.kill()
+
+
+class WarmPool:
+    """A set of hub workers and their ready spares; thread-safe."""
+
+    def __init__(self, settings: SandboxSettings, isolation: str):
+        self.settings = settings
+        self.isolation = isolation
+        self.closed = False
+        self._cond = threading.Condition()
+        self._idle: dict[int, collections.deque[_Spare]] = {LITE: collections.deque(), SCI: collections.deque()}
+        self._restarts = 0
+        self._last_error: str | None = None
+        self._sci_re: re.Pattern | None = None
+        self._workers = [_Worker(self, i) for i in range(settings.n_workers)]
+        try:
+            for w in self._workers:
+                w.start()
+            deadline = time.monotonic() + settings.start_timeout_s
+            for w in self._workers:
+                w.ready.wait(max(0.0, deadline - time.monotonic()))
+            live = [w for w in self._workers if w.ready.is_set() and not w.dead.is_set()]
+            if not live:
+                raise WorkerDied("; ".join(sorted({w.error or "did not start in time" for w in self._workers})))
+            preloaded = live[0].info.get("preloaded") or []
+            if preloaded:
+                self._sci_re = re.compile(r"\b(?:" + "|".join(re.escape(m.split(".")[0]) for m in preloaded) + r")\b")
+            # nested namespaces may be forbidden here: one real run proves the executors work
+            probe = self.run("print(6 * 7)", timeout_s=max(10.0, settings.start_timeout_s / 2),
+                             header=b'{"nproc": 16}', cap=1 << 16)
+            if probe.infra_error or probe.stdout != "42\n":
+                raise WorkerDied(probe.infra_error or f"self-test failed: {probe}")
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ spare bookkeeping
+    def _add_spare(self, spare: _Spare) -> None:
+        with self._cond:
+            if self.closed:
+                spare.close_fds()
+                return
+            self._idle[spare.kind].append(spare)
+            self._cond.notify_all()
+
+    def _discard_spare(self, spare: _Spare) -> bool:
+        with self._cond:
+            try:
+                self._idle[spare.kind].remove(spare)
+                return True
+            except ValueError:
+                return False
+
+    def _worker_died(self, w: _Worker) -> None:
+        self._last_error = w.error
+        if self.closed:
+            return
+        log.warning("sandbox worker %d died: %s; restarting", w.index, w.error)
+        threading.Thread(target=self._restart, args=(w.index,), daemon=True).start()
+
+    def _restart(self, index: int) -> None:
+        delay = min(5.0, 0.05 * (2 ** min(self._restarts, 7)))
+        self._restarts += 1
+        time.sleep(delay)
+        with self._cond:
+            if self.closed:
+                return
+            w = _Worker(self, index)
+            self._workers[index] = w
+        try:
+            w.start()
+        except OSError as e:
+            w.error = f"cannot start sandbox worker: {e}"
+            self._worker_died(w)
+            return
+        if w.ready.wait(self.settings.start_timeout_s) and not w.dead.is_set():
+            self._restarts = 0
+
+    def kind_for(self, code: str) -> int:
+        """Programs that mention a preloaded module go to the executors that have it imported."""
+        return SCI if self._sci_re is not None and self._sci_re.search(code) else LITE
+
+    def _take(self, kind: int, timeout: float) -> _Spare | None:
+        other = SCI if kind == LITE else LITE
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self.closed:
+                    return None
+                q = self._idle[kind]
+                if not q and kind == LITE and self._idle[other]:
+                    q = self._idle[other]  # a preloaded executor runs anything, just a little heavier
+                if q:
+                    spare = q.popleft()
+                    spare.taken = True
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if self._idle[other]:
+                        spare = self._idle[other].popleft()
+                        spare.taken = True
+                        break
+                    return None
+                self._cond.wait(left)
+        spare.worker.send(b"T", spare.sid)  # the cloner prepares a replacement right away
+        return spare
+
+    # ------------------------------------------------------------------ one call
+    def run(self, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
+        t0 = time.monotonic()
+        spare = self._take(self.kind_for(code), self.settings.start_timeout_s)
+        if spare is None:
+            why = "sandbox closed" if self.closed else f"no sandbox executor available ({self._last_error})"
+            return ExecResult(exit_code=None, duration_s=time.monotonic() - t0, infra_error=why)
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        try:
+            write_request(spare.code_w, header, code.encode("utf-8", "surrogatepass"))
+        except OSError:
+            pass  # the executor is gone; its status (or its worker's death) says why, below
+        finally:
+            try:
+                os.close(spare.code_w)
+            except OSError:
+                pass
+
+        def kill(_reason: str) -> None:
+            spare.worker.send(b"K", spare.sid)
+
+        res = pump(spare.out_r, spare.err_r, spare.st_r, deadline=deadline, cap=cap, kill=kill)
+        try:
+            ready = os.read(spare.ready_r, 16) if res.status_complete else b""
+        except OSError:
+            ready = b""
+        finally:
+            os.close(spare.ready_r)
+        stdout, stderr = decode(res.out), decode(res.err)
+        dur = time.monotonic() - t0
+        if res.status_complete:
+            status = res.wait_status()
+            if res.killed_for is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                return ExecResult(stdout, stderr, None, res.killed_for == "timeout", dur, res.truncated, None)
+            if not ready.startswith(b"PR"):
+                return ExecResult(stdout, stderr, None, False, dur, res.truncated,
+                                  f"executor failed before running the code (ready={ready!r}, "
+                                  f"status={os.waitstatus_to_exitcode(status)})")
+            return ExecResult(stdout, stderr, os.waitstatus_to_exitcode(status), False, dur, res.truncated, None)
+        # No status: the hub (the whole worker) died, or it did not answer a kill in time.
+        if res.hung:
+            log.error("sandbox executor %d/%d did not end after a kill; restarting its worker",
+                      spare.worker.index, spare.sid)
+            spare.worker.kill()
+        spare.done.wait(10.0)
+        why = spare.lost or "sandbox worker lost the executor"
+        return ExecResult(stdout, stderr, None, False, time.monotonic() - t0, res.truncated, why)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            idle = [sp for q in self._idle.values() for sp in q]
+            for q in self._idle.values():
+                q.clear()
+            self._cond.notify_all()
+        for spare in idle:
+            spare.close_fds()
+        for w in list(self._workers):
+            w.close()
+
+    def describe(self) -> dict:
+        return {"workers": [w.info for w in self._workers], "isolation": self.isolation, "mode": "warm"}
