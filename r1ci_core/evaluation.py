@@ -228,10 +228,19 @@ def sample_rows(run_id: str, items: Sequence[Any], trajs: Sequence[Any], samples
             "n_code_calls": traj.n_code_calls,
             "gen_time_s": float(traj.gen_time_s),
             "exec_time_s": float(traj.exec_time_s),
-            "trajectory": json.dumps(traj.to_row(), default=str),
+            "trajectory": _trajectory_json(traj),
             **sample_figures(traj),
         })
     return rows
+
+
+def _trajectory_json(traj: Any) -> str:
+    """The whole trajectory as one JSON object (messages/executions/provenance nested, not as strings)."""
+    row = traj.to_row()
+    for key in ("messages", "executions", "provenance"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return json.dumps(row, default=str)
 
 
 def _now() -> dt.datetime:
@@ -257,7 +266,7 @@ def run_evaluation(
 
     `checkpoints` maps names (``base``/``sft``/``grpo``) to folders (or ``models:/`` / ``openai:`` specs).
     A (checkpoint content, items, mode, rollout settings) combination already in the store is not run
-    again unless `force`; its stored run is reported. Returns the report's figures (see the module doc
+    again unless `force` (or ``$R1CI_EVAL_FORCE=1``); its stored run is reported. Returns the report's figures (see the module doc
     of `r1ci_core.report` for the files): report_path, html_path, markdown_table, plot_path, plots,
     accuracy {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}},
     n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}, duration_s, run_ids, new_run_ids,
@@ -268,6 +277,7 @@ def run_evaluation(
     from .tasks import registry
 
     t0 = time.perf_counter()
+    force = force or os.environ.get("R1CI_EVAL_FORCE", "").lower() in ("1", "true", "yes")
     recipe = ctx.recipe
     ecfg = recipe.eval
     modes = list(modes or ecfg.modes)
@@ -344,6 +354,7 @@ def run_evaluation(
                 del backend
                 gc.collect()
 
+    _warn_infra(db, run_ids, ecfg.max_infra_error_rate)
     if reward_curve is None:
         reward_curve = grpo_reward_curve(recipe)
     out_dir = ctx.artifact("eval_report")
@@ -360,6 +371,12 @@ def run_evaluation(
     }
     _log_to_mlflow(result, out_dir, mlflow_run_id)
     return result
+
+
+def _warn_infra(db: Path, run_ids: Sequence[str], threshold: float) -> None:
+    passed, why = check_infra_rate(db, run_ids, threshold)
+    if not passed:
+        log.warning("evaluation: %s (those samples are excluded from accuracy)", why)
 
 
 # ---------------------------------------------------------------------------------------- MLflow

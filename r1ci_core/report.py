@@ -64,8 +64,9 @@ class _Table:
         def esc(c: str) -> str:
             return str(c).replace("|", "\\|")
 
+        left = 3 if self.css == "families" else 2
         lines = ["| " + " | ".join(esc(h) for h in self.header) + " |",
-                 "|" + "|".join("---" if i < 2 else "---:" for i in range(len(self.header))) + "|"]
+                 "|" + "|".join("---" if i < left else "---:" for i in range(len(self.header))) + "|"]
         lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in self.rows]
         return "\n".join(lines)
 
@@ -189,8 +190,10 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
     bar_h = 0.8 / max(1, len(chosen))
     for k, (rid, ckpt) in enumerate(chosen):
         ys = [i + k * bar_h - 0.4 + bar_h / 2 for i in range(len(families))]
-        ax.barh(ys, [100 * acc.get((rid, f), 0.0) for f in families], height=bar_h, label=ckpt,
-                color=colors[k % len(colors)])
+        values = [100 * acc.get((rid, f), 0.0) for f in families]
+        ax.barh(ys, values, height=bar_h, label=ckpt, color=colors[k % len(colors)])
+        for y, v in zip(ys, values, strict=True):
+            ax.text(v + 0.8, y, f"{v:.0f}", va="center", fontsize=6, color="#333")
     ax.set_yticks(range(len(families)))
     ax.set_yticklabels(families, fontsize=8)
     ax.invert_yaxis()
@@ -238,9 +241,12 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
     hist = data["history"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if len(hist):
-        for k, ((ckpt, mode), sub) in enumerate(hist.groupby(["checkpoint", "mode"], sort=False)):
+        styles = {"autonomous": "-", "text_only": ":", "code_first": "--"}
+        hist_ckpts = list(dict.fromkeys(ckpts + list(hist["checkpoint"])))
+        for (ckpt, mode), sub in hist.groupby(["checkpoint", "mode"], sort=False):
             ax.plot(sub["started_at"], 100 * sub["accuracy"].astype(float), marker=markers.get(mode, "o"),
-                    label=f"{ckpt} / {mode}", color=colors[k % len(colors)])
+                    linestyle=styles.get(mode, "-"), label=f"{ckpt} / {mode}",
+                    color=colors[hist_ckpts.index(ckpt) % len(colors)])
         ax.legend(fontsize=7, loc="best")
     ax.set_ylim(-5, 105)
     ax.set_ylabel("overall accuracy (%)")
@@ -272,7 +278,9 @@ h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 caption { text-align: left; font-style: italic; color: #555; padding-bottom: 4px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th { background: #f0f3f7; } td:first-child, td:nth-child(2), th:first-child { text-align: left; }
+th { background: #f0f3f7; }
+td:first-child, td:nth-child(2), th:first-child, th:nth-child(2) { text-align: left; }
+table.families td:nth-child(3), table.families th:nth-child(3) { text-align: left; }
 table.main td { font-weight: 600; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 6px 0 18px; display: block; }
 .meta { color: #666; font-size: 12px; }

@@ -71,6 +71,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile (as metrics.Z95)
+
 DB_NAME = "r1ci.duckdb"
 
 RUN_COLUMNS: list[tuple[str, str]] = [
@@ -142,12 +144,12 @@ _AGG = """
     avg(s.n_gen_tokens) FILTER (WHERE NOT s.infra_error)              AS mean_gen_tokens,
     avg(s.latency_s) FILTER (WHERE NOT s.infra_error)                 AS mean_latency_s"""
 
-# Wilson 95 % interval over the accuracy (z = 1.96), computed from the aggregate above.
-_WILSON = """
-    CASE WHEN agg.n > 0 THEN greatest(0.0, (agg.accuracy + 1.96^2/(2*agg.n)
-        - 1.96*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + 1.96^2/(4*agg.n*agg.n))) / (1 + 1.96^2/agg.n)) END AS ci_low,
-    CASE WHEN agg.n > 0 THEN least(1.0, (agg.accuracy + 1.96^2/(2*agg.n)
-        + 1.96*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + 1.96^2/(4*agg.n*agg.n))) / (1 + 1.96^2/agg.n)) END AS ci_high"""
+# Wilson 95 % interval over the accuracy (z = 1.95996...), computed from the aggregate above.
+_WILSON = f"""
+    CASE WHEN agg.n > 0 THEN least(agg.accuracy, greatest(0.0, (agg.accuracy + {Z95}^2/(2*agg.n)
+        - {Z95}*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + {Z95}^2/(4*agg.n*agg.n))) / (1 + {Z95}^2/agg.n))) END AS ci_low,
+    CASE WHEN agg.n > 0 THEN greatest(agg.accuracy, least(1.0, (agg.accuracy + {Z95}^2/(2*agg.n)
+        + {Z95}*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + {Z95}^2/(4*agg.n*agg.n))) / (1 + {Z95}^2/agg.n))) END AS ci_high"""
 
 
 def _view(name: str, keys: Sequence[str]) -> str:
@@ -225,8 +227,7 @@ def find_run(path: Path, eval_key: str) -> str | None:
     """The latest run_id already stored for `eval_key`, or None."""
     if not Path(path).exists():
         return None
-    with connect(path) as con:
-        ensure_schema(con)
+    with connect(path, read_only=True) as con:
         row = con.execute("SELECT run_id FROM eval_runs WHERE eval_key = ? ORDER BY started_at DESC LIMIT 1",
                           [eval_key]).fetchone()
     return row[0] if row else None
@@ -287,9 +288,11 @@ def write_run(path: Path, run: dict[str, Any], samples: list[dict[str, Any]], *,
 
 
 def query(path: Path, sql: str, params: Sequence[Any] | None = None) -> Any:
-    """Run `sql` on the store (schema ensured) and return a pandas DataFrame."""
-    with connect(path) as con:
-        ensure_schema(con)
+    """Run read-only `sql` on the store and return a pandas DataFrame."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no evaluation store at {path}: run the eval_report stage first")
+    with connect(path, read_only=True) as con:
         return con.execute(sql, list(params or [])).df()
 
 
