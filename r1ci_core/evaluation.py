@@ -292,6 +292,7 @@ def run_evaluation(
     specs = resolve_checkpoints(checkpoints, ecfg.checkpoints)
     if not specs:
         raise ValueError("no checkpoint to evaluate: eval.checkpoints names none of the pipeline's checkpoints")
+    _use_tracking_store(recipe)
     db = store.db_path(ctx.root)
     store.init_db(db)
     items_fp = items_fingerprint(items)
@@ -351,6 +352,9 @@ def run_evaluation(
                          run["accuracy"], len(rows), run["n_infra_errors"])
         finally:
             if backend is not None:
+                close = getattr(backend, "close", None)
+                if callable(close):
+                    close()
                 del backend
                 gc.collect()
 
@@ -371,6 +375,16 @@ def run_evaluation(
     }
     _log_to_mlflow(result, out_dir, mlflow_run_id)
     return result
+
+
+def _use_tracking_store(recipe: Any) -> None:
+    """Outside an active MLflow run, point MLflow at the project's store (env, recipe or data-dir sqlite)."""
+    import mlflow
+
+    from .lineage import tracking_uri
+
+    if mlflow.active_run() is None:
+        mlflow.set_tracking_uri(tracking_uri(recipe.mlflow))
 
 
 def _warn_infra(db: Path, run_ids: Sequence[str], threshold: float) -> None:

@@ -316,3 +316,38 @@ def test_html_report_renders_in_headless_chromium(evaluated, tmp_path):
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation[400:] > 0.3).mean() > 0.002
     assert float(np.std(pixels)) > 0.05
+
+
+def test_openai_endpoint_checkpoint(evaluated, eval_items, tiny_checkpoints, sandbox):
+    """An `openai:<model>@<url>` recipe entry is evaluated through the OpenAI backend (against `r1ci serve`)."""
+    import socket
+    import threading
+    import time
+
+    from r1ci_core.serve import make_server
+    from r1ci_core.stages import StageContext
+
+    ctx, _ = evaluated
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_server(tiny_checkpoints["sft"], host="127.0.0.1", port=port, model_name="tiny-sft")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        entry = f"openai:tiny-sft@http://127.0.0.1:{port}/v1"
+        ctx4 = StageContext(recipe=_recipe(**{"eval.checkpoints": [entry], "eval.modes": ["code_first"]}),
+                            root=ctx.root)
+        res = run_evaluation(ctx4, eval_items, {}, sandbox)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    (rid,) = res["new_run_ids"]
+    row = _df(ctx, "SELECT checkpoint, backend, checkpoint_path FROM eval_runs WHERE run_id = ?", [rid])
+    assert (row["checkpoint"][0], row["backend"][0], row["checkpoint_path"][0]) == ("openai:tiny-sft", "openai", entry)
+    s = _df(ctx, "SELECT n_code_calls, n_gen_tokens FROM eval_samples WHERE run_id = ?", [rid])
+    assert len(s) == len(eval_items) and s["n_code_calls"].sum() > 0 and (s["n_gen_tokens"] > 0).all()
