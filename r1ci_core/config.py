@@ -48,6 +48,8 @@ class TasksConfig(_Section):
 
     families: list[str] = Field(default_factory=list, description="family names; empty = every available family")
     split_overrides: dict[str, Literal["train", "test"]] = Field(default_factory=dict)
+    bbh_dir: str | None = Field(default=None, description="folder of the official BBH <family>.json files")
+    custom_tasks: list[str] = Field(default_factory=list, description="JSONL files of custom task families")
     n_sft: PositiveInt = 70
     n_grpo: PositiveInt = 20
     n_test_seen: PositiveInt = 20

@@ -24,7 +24,7 @@ def normalise_question(text: str) -> str:
 
 def select_families(cfg: TasksConfig) -> dict[str, Task]:
     """The recipe's families (all available ones when the list is empty)."""
-    available = registry()
+    available = registry(bbh_dir=cfg.bbh_dir, custom_tasks=cfg.custom_tasks or None)
     if not cfg.families:
         return available
     unknown = [name for name in cfg.families if name not in available]
