@@ -122,8 +122,13 @@ _SAMPLE_BYTES = 2**20
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:
-    """A content hash of a checkpoint folder (files under 64 MiB whole; larger ones: size + 8 sampled MiB)."""
+    """A content hash of a checkpoint folder (files under 64 MiB whole; larger ones: size + 8 sampled MiB).
+
+    A hub id or other non-folder reference is fingerprinted by its name (``ref:<name>``).
+    """
     path = Path(path)
+    if not path.is_dir():
+        return "ref:" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
     files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
         part.startswith(".") for part in p.relative_to(path).parts))
     stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)

@@ -171,3 +171,22 @@ def test_checkpoint_specs(monkeypatch):
     assert (spec.kind, spec.model, spec.path) == ("openai", "gpt-x", "http://localhost:9/v1")
     spec = resolve_checkpoint("e", "openai:m@http://h:1/v1")
     assert (spec.model, spec.path) == ("m", "http://h:1/v1")
+
+
+def test_checkpoint_fingerprint_follows_content(tmp_path):
+    from r1ci_core.evaluation import checkpoint_fingerprint
+
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "config.json").write_text("{}")
+    (a / "model.safetensors").write_bytes(b"\0" * 100)
+    first = checkpoint_fingerprint(a)
+    b = tmp_path / "b"
+    b.mkdir()
+    for f in a.iterdir():
+        (b / f.name).write_bytes(f.read_bytes())
+    assert checkpoint_fingerprint(b) == first  # same content elsewhere: same key
+    (a / "model.safetensors").write_bytes(b"\1" * 100)
+    assert checkpoint_fingerprint(a) != first
+    assert checkpoint_fingerprint("Org/hub-model").startswith("ref:")
+    assert checkpoint_fingerprint("Org/hub-model") != checkpoint_fingerprint("Org/other")
