@@ -60,17 +60,19 @@ def build_items(cfg: TasksConfig) -> list[Item]:
 
 def save_corpus(items: list[Item], out_dir: Path) -> Path:
     """Store the items as a `datasets.DatasetDict` with one split per pool (atomically)."""
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset, DatasetDict, Features, Value
 
     rows: dict[str, list[dict[str, Any]]] = {pool: [] for pool in POOLS}
     for item in items:
         rows[item.pool].append(item.to_row())
-    columns = list(Item.__dataclass_fields__)
-    dd = DatasetDict(
-        {pool: Dataset.from_list(r) if r else Dataset.from_dict({c: [] for c in columns}) for pool, r in rows.items()}
-    )
+    features = Features({c: Value("string") for c in Item.__dataclass_fields__})
+    columns = list(features)
+    dd = DatasetDict({
+        pool: Dataset.from_dict({c: [row[c] for row in r] for c in columns}, features=features)
+        for pool, r in rows.items()
+    })
     with atomic_dir(out_dir) as tmp:
-        dd.save_to_disk(str(tmp))
+        dd.save_to_disk(str(tmp), num_shards={pool: 1 for pool in dd})  # an empty pool still gets a file
     return out_dir
 
 
