@@ -8,9 +8,15 @@ from pathlib import Path
 import dagster as dg
 
 from .defs.assets import data, evaluation, training
-from .defs.checks import check_task_corpus_pools_disjoint
+from .defs.checks import (
+    check_eval_report_all_families,
+    check_eval_report_infra_rate,
+    check_eval_report_no_nan,
+    check_task_corpus_pools_disjoint,
+)
 from .defs.resources import RecipeResource, SandboxResource
 from .defs.schedules import eval_job, eval_schedule, pipeline_job
+from .defs.sensors import new_model_version_sensor
 
 
 def _data_dir() -> Path:
@@ -25,9 +31,11 @@ recipe = RecipeResource(
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data, training, evaluation]),
-    asset_checks=[check_task_corpus_pools_disjoint],
+    asset_checks=[check_task_corpus_pools_disjoint, check_eval_report_no_nan, check_eval_report_all_families,
+                  check_eval_report_infra_rate],
     jobs=[pipeline_job, eval_job],
     schedules=[eval_schedule],
+    sensors=[new_model_version_sensor],
     resources={
         "recipe": recipe,
         "sandbox": SandboxResource(recipe=recipe),

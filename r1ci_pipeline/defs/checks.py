@@ -4,6 +4,8 @@
 import dagster as dg
 
 from .assets.data import task_corpus
+from .assets.evaluation import eval_report
+from .resources import RecipeResource
 
 
 @dg.asset_check(asset=task_corpus, blocking=True, description="No question id or text in two pools.")
@@ -15,3 +17,32 @@ def check_task_corpus_pools_disjoint(task_corpus) -> dg.AssetCheckResult:
     overlaps = pool_overlaps(load_corpus(Path(task_corpus.path)))
     return dg.AssetCheckResult(passed=not overlaps, metadata={"n_overlaps": len(overlaps),
                                                               "examples": dg.MetadataValue.json(overlaps[:5])})
+
+
+def _eval_check(result: tuple[bool, str]) -> dg.AssetCheckResult:
+    passed, description = result
+    return dg.AssetCheckResult(passed=passed, description=description)
+
+
+@dg.asset_check(asset=eval_report, description="No NaN score or accuracy in this evaluation's runs.")
+def check_eval_report_no_nan(eval_report) -> dg.AssetCheckResult:
+    from r1ci_core.evaluation import check_no_nan
+
+    return _eval_check(check_no_nan(eval_report.metadata["db_path"], eval_report.metadata["run_ids"]))
+
+
+@dg.asset_check(asset=eval_report, additional_ins={"task_corpus": dg.AssetIn("task_corpus")},
+                description="Every held-out family was evaluated in every run.")
+def check_eval_report_all_families(eval_report, task_corpus) -> dg.AssetCheckResult:
+    from r1ci_core.evaluation import check_all_families
+
+    families = sorted(task_corpus.metadata["counts"])
+    return _eval_check(check_all_families(eval_report.metadata["db_path"], eval_report.metadata["run_ids"], families))
+
+
+@dg.asset_check(asset=eval_report, description="The sandbox infra-error rate is under the recipe's threshold.")
+def check_eval_report_infra_rate(eval_report, recipe: RecipeResource) -> dg.AssetCheckResult:
+    from r1ci_core.evaluation import check_infra_rate
+
+    threshold = recipe.load().eval.max_infra_error_rate
+    return _eval_check(check_infra_rate(eval_report.metadata["db_path"], eval_report.metadata["run_ids"], threshold))
