@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 DEFAULT_RECIPE = "tiny"
@@ -81,15 +89,61 @@ class RolloutConfig(_Section):
 
 
 class TeacherConfig(_Section):
+    """Who writes the SFT trajectories (see `r1ci_core.teachers`).
+
+    `reference`: each family's reference solution turned into R1-CI trajectories, code really executed
+    (no model). Most are plain (reasoning, code, output, answer); `recovery_share` of them first run a
+    failing attempt and then the fixed program; `text_only_share` of the easy families' ones answer in text.
+    `model`: any rollout backend with the R1-CI system prompt, `samples_per_question` samples per question.
+    """
+
     kind: Literal["reference", "model"] = "reference"
     samples_per_question: PositiveInt = 1
-    model: str | None = None
     seed: int = 0
+    shard_size: PositiveInt = Field(default=64, description="questions per resumable shard")
+    # reference teacher
+    recovery_share: float = Field(default=0.1, ge=0.0, le=1.0,
+                                  description="share with a failing first attempt and a corrected one")
+    recovery_kinds: list[Literal["error", "no_output", "wrong_value"]] = Field(
+        default_factory=lambda: ["error", "no_output", "wrong_value"], min_length=1)
+    text_only_share: float = Field(default=0.1, ge=0.0, le=1.0,
+                                   description="share of the easy families' trajectories answered in text only")
+    text_only_families: list[str] | None = Field(
+        default=None, description="easy families; None = r1ci_core.teachers.EASY_FAMILIES")
+    trivial_reference: Literal["skip", "text_only", "code"] = Field(
+        default="skip", description="families whose reference only prints the stored answer")
+    # model teacher
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    model: str | None = Field(default=None, description="checkpoint path, hub id, or the endpoint's model name")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (backend: openai)")
+    temperature: float = Field(default=0.7, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TeacherConfig:
+        if self.recovery_share + self.text_only_share > 1.0:
+            raise ValueError("recovery_share + text_only_share must be at most 1")
+        if self.kind == "model" and self.backend != "openai" and not self.model:
+            raise ValueError(f"teacher.kind 'model' with backend {self.backend!r} needs teacher.model (a path)")
+        if self.kind == "model" and self.backend == "openai" and not (self.base_url or self.model):
+            raise ValueError("teacher.kind 'model' with backend 'openai' needs teacher.base_url or teacher.model")
+        return self
 
 
 class FilterConfig(_Section):
+    """The SFT filter (see `r1ci_core.filtering`): correct, capped, deduplicated, decontaminated, short enough."""
+
     cap_per_family: PositiveInt = 70
     max_tokens: PositiveInt = 2048
+    near_duplicate: float = Field(default=0.9, gt=0.0, le=1.0,
+                                  description="Jaccard of assistant word 3-grams (same question) that counts as a duplicate")
+    decontaminate: bool = True
+    decontam_ngram: PositiveInt = Field(default=13, description="n-gram length (words and punctuation)")
+    decontam_template_df: PositiveInt = Field(
+        default=5, description="n-grams in at least this many distinct questions are template text, ignored")
+    code_share: float | None = Field(default=None, ge=0.0, le=1.0,
+                                     description="balance: share of code-using trajectories to keep; None = off")
+    seed: int = 0
 
 
 class EvalConfig(_Section):
