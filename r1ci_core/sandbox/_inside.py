@@ -6,18 +6,19 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
 
 ``hub``     The warm executor of one worker: pid 1 of a long-lived bwrap (or of its own
             ``unshare`` namespaces + pivot_root), small, never forked per call.  It forks two
-            *cloners*: ``lite`` (nothing preloaded) and ``sci`` (the ``preload`` modules, e.g.
-            numpy and sympy, imported once).  A cloner keeps a few *spares* ready: each is one
-            ``clone(CLONE_PARENT | CLONE_NEWUSER | NEWPID | NEWNS | NEWNET | NEWIPC | NEWUTS |
-            NEWCGROUP)`` of the cloner, so the executor E is pid 1 of fresh namespaces and a child
-            of the hub.  E maps its ids, mounts a fresh /proc and size-limited tmpfs scratch on
-            /tmp and /dev/shm, forbids nested namespaces, drops every capability, pre-touches its
-            copy-on-write pages and blocks reading its request.  The host writes the request and
-            reads stdout/stderr straight from E's pipes (the hub hands them over with SCM_RIGHTS),
-            so a call costs no fork and two hops.  When E exits the kernel kills every other
-            process of its pid namespace and frees its mounts *before* the hub can reap E; the hub
-            then writes E's wait status to the call's status pipe.  So when the host has the status,
-            nothing the code started is left and its scratch is gone.
+            *templates*: ``lite`` (nothing preloaded) and ``sci`` (the ``preload`` modules, e.g.
+            numpy and sympy, imported once).  Each template ``clone()``s a few *slots* into fresh
+            pid/mount/net/uts/cgroup namespaces.  A slot is pid 1 of its namespaces (signals from
+            inside are ignored, it is not dumpable), mounts a fresh /proc once, and then per call:
+            mounts a fresh size-limited tmpfs on /tmp and /dev/shm, forks the executor E (which
+            takes a fresh IPC namespace, drops every capability, sets no_new_privs and a seccomp
+            filter, pre-touches its copy-on-write pages and blocks reading its request), hands E's
+            pipes to the host (through the hub, with SCM_RIGHTS), waits for E, kills and reaps
+            every other process of the namespace, unmounts the scratch and only then writes E's
+            wait status to the call's status pipe.  The host writes the request and reads
+            stdout/stderr straight from E's pipes, so a call costs no fork and two hops, and when
+            the host has the status nothing the code started is left and its files are gone.
+            The network namespace has only a loopback that is down: no address is reachable.
 ``cold``    One call per interpreter start (inside a per-call bwrap): pid 1 forks the executor,
             waits, kills and reaps the rest of the namespace and reports.
 ``plain``   ``isolation="none"``: no namespaces, the process is the executor (rlimits only).
@@ -50,9 +51,11 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine())
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
-# Per-call namespaces.  No new user namespace: the hub and cloners hold CAP_SYS_ADMIN in the
-# sandbox's own user namespace (never on the host) and nested user namespaces are disabled.
-NS_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+# Namespaces of a slot (reused call after call, cleaned in between); each executor also gets a
+# fresh IPC namespace.  No new user namespace: the hub, templates and slots hold CAP_SYS_ADMIN in
+# the sandbox's own user namespace (never on the host); executors drop every capability and
+# nested user namespaces are disabled.
+SLOT_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWCGROUP
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PYLIBC = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL held across clone()
@@ -63,7 +66,25 @@ LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ul
 PYLIBC.syscall.restype = ctypes.c_long
 
 STATUS = struct.Struct("<2siqq")  # b"ST", wait status, user+sys cpu in us, max rss kB
-SPARE = struct.Struct("<BI")  # kind (0 lite, 1 sci), pid
+TRACE_FD = 2 if os.environ.get("R1CI_SANDBOX_TRACE") else None
+
+
+def tr(msg):
+    """Timestamped debug trace to the hub's stderr (the host logs it at DEBUG level)."""
+    if TRACE_FD is not None:
+        import time
+
+        try:
+            os.write(TRACE_FD, ("TRACE %.6f %d %s\n" % (time.monotonic(), os.getpid(), msg)).encode())
+        except OSError:
+            pass
+
+
+def _keep_trace_fd():
+    """Tracing: keep the hub's stderr open under another number before fd 2 is redirected."""
+    global TRACE_FD
+    if TRACE_FD == 2:
+        TRACE_FD = os.dup(2)
 
 
 def _err(what):
@@ -154,8 +175,8 @@ def close_fds_except(keep):
 
 
 def lower_priority():
-    """Background work (making spares) yields to running programs: its own session's
-    autogroup at nice 19.  An executor leaves it with setsid() when its request arrives."""
+    """Background work (making slots) yields to running programs: its own session's
+    autogroup at nice 19.  Slots and executors leave it with setsid()."""
     try:
         os.setsid()
     except OSError:
@@ -178,60 +199,89 @@ _WARMUP = compile(
     "<warmup>", "exec")
 
 
-def ns_setup(cfg):
-    """In fresh namespaces (right after clone): a fresh /proc, scratch tmpfs on /tmp and /dev/shm."""
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    opts = "size=%dk,nr_inodes=%d,mode=1777" % (cfg["scratch_kb"], cfg["scratch_inodes"])
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts)
-    socket.sethostname("sandbox")
+_BASE_VM = None  # address space of the prepared executor: the memory limit is on top of it
 
 
-def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp"):
+def _vm_size():
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 256 << 20
+
+
+def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=()):
     """Everything the executor does before its request arrives (off the critical path)."""
     import io
+    import resource
 
+    global _BASE_VM
     default_signals()
     if out_fd is not None:
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-    close_fds_except([0, 1, 2, code_fd, ready_fd])
+    close_fds_except([0, 1, 2, code_fd, ready_fd, *keep] + ([TRACE_FD] if TRACE_FD is not None else []))
     if cwd:
         os.chdir(cwd)
-    # Pre-touch the pages a typical program writes (refcounts, allocator pools), so their
-    # copy-on-write faults are paid now rather than after the request arrives.
+    # Dry run of the request path and a small program: their copy-on-write faults and lazy
+    # initialisations are paid now rather than after the request arrives.
+    _parse_request(struct.pack("<II", 2, 8) + b"{}" + b"print(1)")
+    for res in _LIMITS.values():
+        resource.getrlimit(res)
     exec(_WARMUP, {"out": io.StringIO(), "__name__": "__warmup__"})
+    _new_main()
     npr = sys.modules.get("numpy.random")
     if npr is not None:
         npr.seed()  # fresh entropy per call, like a cold interpreter
     rnd = sys.modules.get("random")
     if rnd is not None:
         rnd.seed()
+    _BASE_VM = _vm_size()
     try:
-        os.setsid()  # own session and scheduler autogroup, away from the (low priority) spare makers
+        os.setsid()  # own session and scheduler autogroup, away from the (low priority) slot makers
     except OSError:
         pass
     os.write(ready_fd, b"P")
+    tr("E prepared")
 
 
-def e_execute(code_fd, ready_fd):
+def e_execute(code_fd, ready_fd, done_fd=None):
     """Read the request, apply the limits, run the code as __main__; never returns."""
     try:
-        code = _e_request(code_fd)
+        head = read_exact(code_fd, 8)
+        hl, cl = struct.unpack("<II", head)
+        tr("E woke")
+        req, code = _parse_request(head + read_exact(code_fd, hl + cl))
+        os.close(code_fd)
+        _apply_limits(req)
+        tr("E request")
         os.write(ready_fd, b"R")
         os.close(ready_fd)
     except BaseException:
         os._exit(71)
-    _e_run(code)
+    _e_run(code, done_fd)
 
 
-def _e_request(code_fd):
+def _parse_request(data):
+    hl, cl = struct.unpack_from("<II", data)
+    req = json.loads(data[8:8 + hl])
+    code = data[8 + hl:8 + hl + cl].decode("utf-8", "surrogateescape")
+    return req, code
+
+
+def _lim_table():
     import resource
 
-    hl, cl = struct.unpack("<II", read_exact(code_fd, 8))
-    req = json.loads(read_exact(code_fd, hl))
-    code = read_exact(code_fd, cl).decode("utf-8", "surrogateescape")
-    os.close(code_fd)
+    return {"cpu": resource.RLIMIT_CPU, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
+            "nofile": resource.RLIMIT_NOFILE, "mem": resource.RLIMIT_AS, "core": resource.RLIMIT_CORE}
+
+
+_LIMITS = _lim_table()
+
+
+def _apply_limits(req):
+    import resource
+
     stdin = req.get("stdin")
     if stdin:
         mfd = os.memfd_create("stdin")
@@ -239,42 +289,35 @@ def _e_request(code_fd):
         os.lseek(mfd, 0, 0)
         os.dup2(mfd, 0)
         os.close(mfd)
-
-    def lim(res, soft, hard=None):
-        hard = soft if hard is None else hard
+    want = {"core": 0}
+    for k in ("cpu", "nproc", "fsize", "nofile"):
+        if req.get(k):
+            want[k] = int(req[k])
+    if req.get("mem"):
+        want["mem"] = (_BASE_VM or _vm_size()) + int(req["mem"])
+    for k, v in want.items():
+        res = _LIMITS[k]
+        hard = v
         cur_hard = resource.getrlimit(res)[1]
         if cur_hard != resource.RLIM_INFINITY:
             hard = min(hard, cur_hard)
-            soft = min(soft, hard)
-        resource.setrlimit(res, (soft, hard))
-
-    lim(resource.RLIMIT_CORE, 0)
-    if req.get("mem"):
-        try:
-            with open("/proc/self/statm") as f:
-                base = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            base = 256 << 20
-        lim(resource.RLIMIT_AS, base + int(req["mem"]))
-    if req.get("cpu"):
-        # soft == hard: as pid 1 the executor ignores SIGXCPU, the kernel's SIGKILL still works
-        lim(resource.RLIMIT_CPU, int(req["cpu"]), int(req["cpu"]))
-    if req.get("nproc"):
-        lim(resource.RLIMIT_NPROC, int(req["nproc"]))
-    if req.get("fsize"):
-        lim(resource.RLIMIT_FSIZE, int(req["fsize"]))
-    if req.get("nofile"):
-        lim(resource.RLIMIT_NOFILE, int(req["nofile"]))
-    return code
+        # cpu: soft == hard, SIGKILL at the limit (as in a plain `prlimit --cpu=N`)
+        resource.setrlimit(res, (min(v, hard), hard))
 
 
-def _e_run(code):
-    import atexit
+def _new_main():
     import types
 
-    atexit._clear()
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = __builtins__
+    return main
+
+
+def _e_run(code, done_fd=None):
+    import atexit
+
+    atexit._clear()
+    main = _new_main()
     sys.modules["__main__"] = main
     sys.argv[:] = ["-c"]
     if sys.path[:1] != [""]:
@@ -291,8 +334,18 @@ def _e_run(code):
             sys.excepthook(type(e), e.with_traceback(tb), tb)
         except BaseException:
             pass
-    rc = _finish(rc)
-    os._exit(rc & 0xFF)
+    rc = _finish(rc) & 0xFF
+    tr("E exit")
+    if done_fd is not None:
+        # Let go of every pipe to the host, then tell the slot our exit code: it kills us and,
+        # when nothing else runs in the namespace, reports without waiting for our teardown.
+        try:
+            os.closerange(0, done_fd)
+            os.closerange(done_fd + 1, 1 << 20)
+            os.write(done_fd, struct.pack("<i", rc))
+        except BaseException:
+            pass
+    os._exit(rc)
 
 
 def _exit_code(e):
@@ -331,98 +384,267 @@ def _finish(rc):
     return rc
 
 
-def spare_main(cfg, code_r, out_w, err_w, ready_w):
-    """Body of a warm executor right after clone(): pid 1 of its namespaces.  Never returns."""
-    try:
-        close_fds_except([0, 1, 2, code_r, out_w, err_w, ready_w])
-        ns_setup(cfg)
-        drop_caps()
-        e_prepare(code_r, out_w, err_w, ready_w)
-    except BaseException:
-        try:
-            import traceback
+# --------------------------------------------------------------------------- seccomp
 
-            traceback.print_exc()
-        finally:
-            os._exit(71)
-    e_execute(code_r, ready_w)
+# Denied with EPERM: kernel keyrings (shared by every call of the same uid: a channel between
+# calls) and interfaces that only widen the kernel attack surface.
+_DENY = {
+    "x86_64": (0xC000003E, {"add_key": 248, "request_key": 249, "keyctl": 250, "perf_event_open": 298,
+                            "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "kexec_load": 246}),
+    "aarch64": (0xC00000B7, {"add_key": 217, "request_key": 218, "keyctl": 219, "perf_event_open": 241,
+                             "bpf": 280, "userfaultfd": 282, "io_uring_setup": 425, "kexec_load": 104}),
+}
+_SECCOMP_PROG = None
 
 
-# --------------------------------------------------------------------------- cloner
+def _seccomp_prog():
+    arch = _DENY.get(platform.machine())
+    if arch is None:
+        return None
+    audit_arch, nrs = arch
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    ins = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, 0x80000000),  # other arch: kill
+           (ld, 0, 0, 0)]
+    nrs = sorted(nrs.values())
+    n = len(nrs)
+    for i, nr in enumerate(nrs):
+        ins.append((jeq, n - i + 1, 0, nr))  # -> errno
+    if platform.machine() == "x86_64":
+        ins.append((jge, 1, 0, 0x40000000))  # x32 ABI: errno
+    else:
+        ins.append((jeq, 1, 0, 0xFFFFFFFF))
+    ins.append((ret, 0, 0, 0x7FFF0000))  # allow
+    ins.append((ret, 0, 0, 0x00050000 | 1))  # errno EPERM
+    buf = b"".join(struct.pack("<HBBI", *x) for x in ins)
 
-class Cloner:
-    """Keeps ``target`` spares of one kind ready; each is a CLONE_PARENT child (of the hub)."""
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    return Prog(len(ins), buf), buf
+
+
+def install_seccomp():
+    global _SECCOMP_PROG
+    if _SECCOMP_PROG is None:
+        _SECCOMP_PROG = _seccomp_prog() or False
+    if _SECCOMP_PROG:
+        prog = _SECCOMP_PROG[0]
+        if LIBC.prctl(22, 2, ctypes.addressof(prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            raise _err("seccomp")
+
+
+# --------------------------------------------------------------------------- slot, template, hub
+
+class Slot:
+    """pid 1 of a set of namespaces; runs one executor at a time and cleans up after it."""
 
     def __init__(self, kind, sock, cfg):
         self.kind, self.sock, self.cfg = kind, sock, cfg
-        self.idle = 0
-        self.target = cfg["spares"]
-        self.lost_in_a_row = 0  # spares that died before use, consecutively
+        self.opts = "size=%dk,nr_inodes=%d,mode=1777" % (cfg["scratch_kb"], cfg["scratch_inodes"])
 
-    def make_spare(self):
+    def main(self):
+        # pid 1: the kernel drops signals from inside the namespace that have no handler
+        for s in range(1, signal.NSIG):
+            if s not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(s, signal.SIG_IGN if s in (signal.SIGPIPE, signal.SIGXFSZ) else signal.SIG_DFL)
+                except (OSError, ValueError, RuntimeError):
+                    pass
+        try:
+            os.setsid()  # leave the template's low-priority autogroup: we are on the critical path
+        except OSError:
+            pass
+        try:
+            signal.set_wakeup_fd(-1)
+        except (ValueError, OSError):
+            pass
+        close_fds_except([0, 1, 2, self.sock.fileno()] + ([TRACE_FD] if TRACE_FD is not None else []))
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        socket.sethostname("sandbox")
+        prctl(PR_SET_DUMPABLE, 0)  # executors (same uid) cannot ptrace us or read /proc/1/*
+        install_seccomp_for = self.cfg.get("seccomp", True)
+        failures = 0
+        while True:
+            t_start = _now()
+            status, ready_ok = self.one_call(install_seccomp_for)
+            if ready_ok:
+                failures = 0
+            elif _now() - t_start < 2.0:  # the executor died while preparing: back off
+                failures += 1
+                if failures == 3:
+                    self.sock.send(b"E" + ("executor setup keeps failing (status %d)" % status).encode())
+                import time
+
+                time.sleep(min(5.0, 0.01 * 2 ** min(failures, 9)))
+
+    def one_call(self, seccomp):
+        import select
+
+        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, self.opts)
+        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, self.opts)
         code_r, code_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         ready_r, ready_w = os.pipe()
         st_r, st_w = os.pipe()
+        done_r, done_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _keep_trace_fd()
+                close_fds_except([0, 1, 2, code_r, out_w, err_w, ready_w, done_w]
+                                 + ([TRACE_FD] if TRACE_FD is not None else []))
+                if LIBC.unshare(CLONE_NEWIPC) != 0:
+                    raise _err("unshare ipc")
+                prctl(PR_SET_DUMPABLE, 1)
+                drop_caps()
+                if seccomp:
+                    install_seccomp()
+                e_prepare(code_r, out_w, err_w, ready_w, keep=(done_w,))
+            except BaseException:
+                try:
+                    import traceback
+
+                    traceback.print_exc()
+                finally:
+                    os._exit(71)
+            e_execute(code_r, ready_w, done_w)
+        for fd in (code_r, out_w, err_w, ready_w, done_w):
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        fds = (code_w, out_r, err_r, ready_r, st_r)
         try:
-            pid = raw_clone(NS_FLAGS | CLONE_PARENT)
-        except OSError as e:
-            for fd in (code_r, code_w, out_r, out_w, err_r, err_w, ready_r, ready_w, st_r, st_w):
+            socket.send_fds(self.sock, [b"S"], list(fds))
+        finally:
+            for fd in fds:
                 os.close(fd)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.register(done_r, select.POLLIN)
+        poller.register(self.sock.fileno(), select.POLLIN)
+        reported_rc = None
+        status = None
+        while status is None:
+            for fd, _ev in poller.poll():
+                if fd == self.sock.fileno():
+                    msg = self.sock.recv(16)
+                    if not msg:
+                        os._exit(0)  # hub gone: our exit takes the namespace with it
+                    if msg[:1] == b"K":
+                        _kill(pid)
+                elif fd == done_r:
+                    data = os.read(done_r, 4)
+                    poller.unregister(done_r)
+                    if len(data) != 4:
+                        continue
+                    # The program finished and closed its pipes.  Kill it now (it can no longer
+                    # run or fork), and if nothing else lives in the namespace the result is final.
+                    reported_rc = struct.unpack("<i", data)[0]
+                    _kill(pid)
+                    if not [e for e in os.listdir("/proc") if e.isdigit() and e not in ("1", str(pid))]:
+                        self.report(st_w, reported_rc << 8, None)
+                        st_w = None
+                        tr("S status sent (fast)")
+                elif fd == pidfd:
+                    _p, status, ru = os.wait4(pid, 0)
+        os.close(pidfd)
+        os.close(done_r)
+        tr("S reaped E status %d" % status)
+        # Everything else in the namespace: SIGKILL again and again until none is left.
+        while True:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+        if st_w is not None:
+            self.report(st_w, status if reported_rc is None else reported_rc << 8, ru)
+            tr("S status sent")
+        # Every process that could reach the scratch is gone; drop it before the next executor.
+        for m in (b"/dev/shm", b"/tmp"):
+            if LIBC.umount2(m, MNT_DETACH) != 0:
+                raise _err("umount %s" % m.decode())
+        ok = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 71)
+        return status, ok
+
+    @staticmethod
+    def report(st_w, status, ru):
+        cpu = int((ru.ru_utime + ru.ru_stime) * 1e6) if ru is not None else -1
+        try:
+            os.write(st_w, STATUS.pack(b"ST", status, cpu, ru.ru_maxrss if ru is not None else -1))
+        except OSError:
+            pass
+        os.close(st_w)
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _now():
+    import time
+
+    return time.monotonic()
+
+
+class Template:
+    """Preloads its modules once, then keeps ``n`` slots alive (re-creating dead ones)."""
+
+    def __init__(self, kind, sock, cfg):
+        self.kind, self.sock, self.cfg = kind, sock, cfg
+
+    def new_slot(self):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = raw_clone(SLOT_FLAGS | CLONE_PARENT)  # the hub reaps slots
+        except OSError as e:
+            a.close()
+            b.close()
             self.sock.send(b"E" + ("clone failed: %s" % e).encode())
             return False
         if pid == 0:
             try:
+                a.detach()
                 self.sock.detach()
-            except BaseException:
-                os._exit(72)
-            spare_main(self.cfg, code_r, out_w, err_w, ready_w)
-            os._exit(73)
-        for fd in (code_r, out_w, err_w, ready_w):
-            os.close(fd)
-        fds = (code_w, out_r, err_r, ready_r, st_r, st_w)
+                Slot(self.kind, b, self.cfg).main()
+            finally:
+                os._exit(75)
+        b.close()
         try:
-            socket.send_fds(self.sock, [b"S" + SPARE.pack(self.kind, pid)], list(fds))
+            socket.send_fds(self.sock, [b"N" + struct.pack("<iB", pid, self.kind)], [a.fileno()])
         finally:
-            for fd in fds:
-                os.close(fd)
-        self.idle += 1
+            a.close()
         return True
 
     def serve(self):
-        import select
         import time
 
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
         failures = 0
-        next_try = 0.0
-        told = False
+        want = self.cfg["slots"]
         while True:
-            timeout = None
-            if self.idle < self.target:
-                if time.monotonic() >= next_try:
-                    failures = 0 if self.make_spare() else failures + 1
-                    bad = max(failures, self.lost_in_a_row - 2)  # spares dying unused count too
-                    next_try = time.monotonic() + (min(5.0, 0.01 * 2 ** min(bad, 9)) if bad > 0 else 0.0)
-                    if self.lost_in_a_row >= 3 and not told:
-                        told = True
-                        self.sock.send(b"E" + b"executors die before use; retrying with backoff")
-                timeout = max(0.0, (next_try - time.monotonic()) * 1000.0) if self.idle < self.target else None
-            for _fd, _ev in poller.poll(timeout):
-                msg = self.sock.recv(64)
-                if not msg:
-                    os._exit(0)
-                for b in msg:  # one byte per used (T) or lost (D) spare
-                    self.idle -= 1
-                    self.lost_in_a_row = self.lost_in_a_row + 1 if b == ord("D") else 0
-                    told = told and self.lost_in_a_row > 0
+            while want > 0:
+                if self.new_slot():
+                    want -= 1
+                    failures = 0
+                else:
+                    failures += 1
+                    time.sleep(min(5.0, 0.05 * 2 ** min(failures, 7)))
+            msg = self.sock.recv(64)
+            if not msg:
+                os._exit(0)
+            want += msg.count(b"R")  # the hub lost a slot: make another
 
 
-def cloner_main(kind, sock, cfg):
-    if not os.environ.get("R1CI_NO_NICE"):
-        lower_priority()
+def template_main(kind, sock, cfg):
+    lower_priority()  # making slots is background work
     preloaded = []
     if kind == 1:
         for mod in cfg.get("preload", []):
@@ -434,45 +656,45 @@ def cloner_main(kind, sock, cfg):
     import atexit  # noqa: F401  (used by the executor; imported once here)
     import io  # noqa: F401
     import resource  # noqa: F401
+    import select  # noqa: F401
+    import time  # noqa: F401
     import traceback  # noqa: F401
     import types  # noqa: F401
 
+    _seccomp_prog()
     sock.send(b"L" + json.dumps(preloaded).encode())
     gc.collect()
     gc.freeze()
-    Cloner(kind, sock, cfg).serve()
+    Template(kind, sock, cfg).serve()
 
-
-# --------------------------------------------------------------------------- hub
 
 class Hub:
+    """pid 1 of the worker: talks to the host, routes spares and kills, reaps templates and slots."""
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.ctrl = socket.socket(fileno=cfg["ctrl_fd"])
-        self.cfg_e = {
-            "scratch_kb": cfg["scratch_kb"], "scratch_inodes": cfg["scratch_inodes"], "spares": cfg["spares"],
-            "preload": cfg.get("preload", []),
-        }
-        self.cloners = {}  # kind -> (pid, sock)
-        self.spares = {}  # sid -> [pid, st_w, kind, taken]
-        self.by_pid = {}  # pid -> sid
+        self.templates = {}  # kind -> socket
+        self.slots = {}  # fd -> [socket, kind, pid, current sid]
+        self.sid_slot = {}  # sid -> fd
         self.next_sid = 1
 
-    def start_cloner(self, kind):
+    def start_template(self, kind):
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             try:
                 a.close()
                 self.ctrl.close()
-                for _pid, s in self.cloners.values():
+                for s in self.templates.values():
                     s.close()
-                cloner_main(kind, b, self.cfg_e)
+                cfg = dict(self.cfg, slots=self.cfg["slots"])
+                template_main(kind, b, cfg)
             finally:
                 os._exit(74)
         b.close()
-        self.cloners[kind] = (pid, a)
-        return a
+        self.templates[kind] = a
+        return pid
 
     def send_host(self, msg, fds=()):
         if fds:
@@ -484,89 +706,91 @@ class Hub:
         import select
 
         kinds = [0, 1] if self.cfg.get("preload") else [0]
-        poller = select.poll()
-        cloner_of_fd = {}
-        for kind in kinds:
-            s = self.start_cloner(kind)
-            poller.register(s.fileno(), select.POLLIN)
-            cloner_of_fd[s.fileno()] = kind
+        template_pids = [self.start_template(k) for k in kinds]
         preloaded = []
         for kind in kinds:
-            msg = self.cloners[kind][1].recv(65536)
+            msg = self.templates[kind].recv(65536)
             if msg[:1] != b"L":
-                raise RuntimeError("cloner %d failed to start" % kind)
+                raise RuntimeError("template %d failed to start" % kind)
             if kind == 1:
                 preloaded = json.loads(msg[1:].decode())
         self.send_host(b"R" + json.dumps({
             "pid": os.getpid(), "python": sys.version.split()[0], "preloaded": preloaded,
             "uid": os.getuid(), "executable": sys.executable, "kinds": kinds,
         }).encode())
+        poller = select.poll()
         ctrl_fd = self.ctrl.fileno()
         poller.register(ctrl_fd, select.POLLIN)
-        pidfds = {}  # pidfd -> pid
-        cloner_pids = {pid: kind for kind, (pid, _s) in self.cloners.items()}
-        for pid in cloner_pids:
+        tpl_fd = {}
+        for kind in kinds:
+            tpl_fd[self.templates[kind].fileno()] = kind
+            poller.register(self.templates[kind].fileno(), select.POLLIN)
+        for pid in template_pids:
             pfd = os.pidfd_open(pid)
-            pidfds[pfd] = pid
             poller.register(pfd, select.POLLIN)
+            tpl_fd[pfd] = -1  # a template died: give up, the host restarts the worker
         while True:
             for fd, _ev in poller.poll():
                 if fd == ctrl_fd:
                     msg = self.ctrl.recv(256)
                     if not msg or msg[:1] == b"Q":
                         os._exit(0)  # host gone or asked to quit: pid 1 exit kills everything
-                    kind, sid = msg[:1], struct.unpack_from("<I", msg, 1)[0]
-                    sp = self.spares.get(sid)
-                    if sp is None:
-                        continue
-                    if kind == b"T" and not sp[3]:
-                        sp[3] = True
-                        self.cloners[sp[2]][1].send(b"T")
-                    elif kind == b"K":
-                        try:
-                            os.kill(sp[0], signal.SIGKILL)
-                        except OSError:
-                            pass
-                elif fd in cloner_of_fd:
-                    kind = cloner_of_fd[fd]
-                    msg, fds, _f, _a = socket.recv_fds(self.cloners[kind][1], 4096, 6)
+                    if msg[:1] == b"K":
+                        sfd = self.sid_slot.get(struct.unpack_from("<I", msg, 1)[0])
+                        if sfd is not None:
+                            try:
+                                self.slots[sfd][0].send(b"K")
+                            except OSError:
+                                pass
+                elif fd in tpl_fd:
+                    kind = tpl_fd[fd]
+                    if kind < 0:
+                        os._exit(3)
+                    msg, fds, _f, _a = socket.recv_fds(self.templates[kind], 4096, 1)
                     if not msg:
-                        os._exit(3)  # a cloner died: the host restarts the whole worker
+                        os._exit(3)
                     if msg[:1] == b"E":
                         self.send_host(msg)
-                        continue
-                    _k, pid = SPARE.unpack_from(msg, 1)
-                    code_w, out_r, err_r, ready_r, st_r, st_w = fds
-                    sid = self.next_sid
-                    self.next_sid += 1
-                    self.spares[sid] = [pid, st_w, kind, False]
-                    self.by_pid[pid] = sid
-                    pfd = os.pidfd_open(pid)  # a zombie still has a pidfd: only we reap it
-                    pidfds[pfd] = pid
-                    poller.register(pfd, select.POLLIN)
-                    try:
-                        self.send_host(b"S" + struct.pack("<IB", sid, kind), (code_w, out_r, err_r, st_r, ready_r))
-                    finally:
-                        for x in (code_w, out_r, err_r, st_r, ready_r):
-                            os.close(x)
+                    elif msg[:1] == b"N" and fds:
+                        pid, k = struct.unpack_from("<iB", msg, 1)
+                        s = socket.socket(fileno=fds[0])
+                        self.slots[fds[0]] = [s, k, pid, None]
+                        poller.register(fds[0], select.POLLIN)
                 else:
-                    pid = pidfds.pop(fd)
-                    poller.unregister(fd)
-                    os.close(fd)
-                    if pid in cloner_pids:
-                        os._exit(3)
-                    _p, status, ru = os.wait4(pid, 0)
-                    sid = self.by_pid.pop(pid)
-                    _pid, st_w, kind, taken = self.spares.pop(sid)
-                    cpu = int((ru.ru_utime + ru.ru_stime) * 1e6)
+                    slot = self.slots[fd]
                     try:
-                        os.write(st_w, STATUS.pack(b"ST", status, cpu, ru.ru_maxrss))
+                        msg, fds, _f, _a = socket.recv_fds(slot[0], 4096, 5)
                     except OSError:
-                        pass
-                    os.close(st_w)
-                    if not taken:  # died before use: tell both sides
-                        self.cloners[kind][1].send(b"D")
-                        self.send_host(b"X" + struct.pack("<Ii", sid, status))
+                        msg, fds = b"", []
+                    if msg[:1] == b"S" and len(fds) == 5:
+                        if slot[3] is not None:
+                            self.sid_slot.pop(slot[3], None)
+                        sid = self.next_sid
+                        self.next_sid += 1
+                        slot[3] = sid
+                        self.sid_slot[sid] = fd
+                        try:
+                            self.send_host(b"S" + struct.pack("<IB", sid, slot[1]), fds)
+                        finally:
+                            for x in fds:
+                                os.close(x)
+                    elif msg[:1] == b"E":
+                        self.send_host(msg)
+                    elif not msg:  # the slot died (its namespace with it)
+                        poller.unregister(fd)
+                        self.slots.pop(fd)
+                        if slot[3] is not None:
+                            self.sid_slot.pop(slot[3], None)
+                            self.send_host(b"X" + struct.pack("<Ii", slot[3], -1))
+                        slot[0].close()
+                        try:
+                            os.waitpid(slot[2], 0)
+                        except ChildProcessError:
+                            pass
+                        self.templates[slot[1]].send(b"R")
+                    else:
+                        for x in fds:
+                            os.close(x)
 
 
 # --------------------------------------------------------------------------- outer isolation without bwrap

@@ -1,12 +1,13 @@
-"""Warm executor: long-lived interpreters inside the isolation, one pre-made executor per call.
+"""Warm executor: long-lived interpreters inside the isolation, one pre-forked executor per call.
 
 Host side.  Each :class:`_Worker` is one *hub* (``_inside.py``, role ``hub``) started inside bwrap
-(or its own ``unshare`` namespaces) as the unprivileged uid, with two cloners (``lite``: nothing
-preloaded; ``sci``: numpy, sympy, ... preloaded).  Over a SOCK_SEQPACKET control socket the hub
-announces *spares* (executors already alone in fresh namespaces, blocked on their request) with
-five pipe ends: request, stdout, stderr, status and a ready pipe.  A call takes the oldest spare of
-the right kind from any worker, writes the request to it and reads output and status straight from
-it; the status is written by the hub only after the kernel has emptied the executor's namespaces.
+(or its own ``unshare`` namespaces) as the unprivileged uid, with two templates (``lite``: nothing
+preloaded; ``sci``: numpy, sympy, ... preloaded) that each keep a few *slots* (pid 1 of their own
+namespaces).  Over a SOCK_SEQPACKET control socket the hub announces *spares* (a slot's executor,
+forked and prepared, blocked on its request) with five pipe ends: request, stdout, stderr, ready
+and status.  A call takes a ready spare of the right kind from any worker, writes the request and
+reads output and status straight from its pipes; the slot writes the status only after every
+process of the call is gone and its scratch unmounted, then prepares its next executor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -48,7 +50,7 @@ class _Spare:
         self.worker = worker
         self.sid = sid
         self.kind = kind
-        self.code_w, self.out_r, self.err_r, self.st_r, self.ready_r = fds
+        self.code_w, self.out_r, self.err_r, self.ready_r, self.st_r = fds  # order sent by the slot
         self.taken = False
         self.exit_status: int | None = None
         self.lost: str | None = None  # why the supervisor vanished (worker died, pool closed)
@@ -84,7 +86,7 @@ class _Worker:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         info_r, info_w = os.pipe()
         cfg = {
-            "ctrl_fd": child.fileno(), "spares": s.spares, "preload": list(s.preload),
+            "ctrl_fd": child.fileno(), "slots": s.spares, "preload": list(s.preload),
             "uid": s.uid, "gid": s.gid, "scratch_kb": s.scratch_mb * 1024,
             "scratch_inodes": max(1024, s.scratch_mb * 256),
         }
@@ -161,9 +163,8 @@ class _Worker:
                         spare = self.spares.pop(sid, None)
                     if spare is not None:
                         spare.exit_status = status
+                        spare.lost = "sandbox slot died"
                         if not spare.taken and self.pool._discard_spare(spare):
-                            log.warning("sandbox worker %d: spare %d exited before use (status %d)",
-                                        self.index, sid, status)
                             spare.close_fds()
                         spare.done.set()
                 elif kind == b"R":
@@ -203,25 +204,35 @@ class _Worker:
         except OSError:
             pass
 
-    def kill(self) -> None:
-        """Stop the hub; as pid 1 of its namespace its death takes every process with it."""
+    def kill(self, graceful: bool = False) -> None:
+        """Stop the hub; as pid 1 of its namespace its death takes every process with it.  The
+        hub dies first so that bwrap reaps it (no orphan is left to the host's init)."""
         p = self.proc
         if p is None:
             return
-        for pid in (self.inner_pid, p.pid):
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            log.error("sandbox worker %d (pid %d) did not exit", self.index, p.pid)
+        if graceful:
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        if p.poll() is None and self.inner_pid:
+            try:
+                os.kill(self.inner_pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.error("sandbox worker %d (pid %d) did not exit", self.index, p.pid)
         if self.sock is not None:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
@@ -234,7 +245,7 @@ class _Worker:
                 self.sock.send(b"Q")
             except OSError:
                 pass
-        self.kill()
+        self.kill(graceful=True)
 
 
 class WarmPool:
@@ -317,6 +328,35 @@ class WarmPool:
         """Programs that mention a preloaded module go to the executors that have it imported."""
         return SCI if self._sci_re is not None and self._sci_re.search(code) else LITE
 
+    @staticmethod
+    def _pick(q: collections.deque[_Spare]) -> _Spare | None:
+        """Oldest spare whose executor is prepared; drops spares that died idle.  Lock held."""
+        if not q:
+            return None
+        poller = select.poll()
+        for sp in q:
+            poller.register(sp.ready_r, select.POLLIN)
+            poller.register(sp.st_r, select.POLLIN)
+        readable = {fd for fd, _ev in poller.poll(0)}
+        chosen = None
+        for sp in list(q):
+            if sp.st_r in readable:  # its status is already there: it died before use
+                q.remove(sp)
+                try:
+                    os.set_blocking(sp.err_r, False)
+                    why = os.read(sp.err_r, 4096).decode("utf-8", "replace").strip()[-800:]
+                except OSError:
+                    why = ""
+                log.warning("sandbox executor %d/%d died before use: %s", sp.worker.index, sp.sid, why)
+                sp.close_fds()
+            elif chosen is None and sp.ready_r in readable:
+                chosen = sp
+        if chosen is None and q:
+            chosen = q[0]
+        if chosen is not None:
+            q.remove(chosen)
+        return chosen
+
     def _take(self, kind: int, timeout: float) -> _Spare | None:
         other = SCI if kind == LITE else LITE
         deadline = time.monotonic() + timeout
@@ -324,23 +364,18 @@ class WarmPool:
             while True:
                 if self.closed:
                     return None
-                q = self._idle[kind]
-                if not q and kind == LITE and self._idle[other]:
-                    q = self._idle[other]  # a preloaded executor runs anything, just a little heavier
-                if q:
-                    spare = q.popleft()
-                    spare.taken = True
-                    break
+                spare = self._pick(self._idle[kind])
+                if spare is None and kind == LITE:
+                    spare = self._pick(self._idle[other])  # a preloaded executor runs anything
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    if self._idle[other]:
-                        spare = self._idle[other].popleft()
-                        spare.taken = True
-                        break
-                    return None
-                self._cond.wait(left)
-        spare.worker.send(b"T", spare.sid)  # the cloner prepares a replacement right away
-        return spare
+                if spare is None and left <= 0:
+                    spare = self._pick(self._idle[other])
+                    if spare is None:
+                        return None
+                if spare is not None:
+                    spare.taken = True
+                    return spare
+                self._cond.wait(min(left, 0.05))
 
     # ------------------------------------------------------------------ one call
     def run(self, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
@@ -398,10 +433,17 @@ class WarmPool:
             for q in self._idle.values():
                 q.clear()
             self._cond.notify_all()
+        workers = list(self._workers)
+        for w in workers:  # the hubs quit first, so idle executors do not see their request pipe close
+            if w.sock is not None:
+                try:
+                    w.sock.send(b"Q")
+                except OSError:
+                    pass
+        for w in workers:
+            w.kill(graceful=True)
         for spare in idle:
             spare.close_fds()
-        for w in list(self._workers):
-            w.close()
 
     def describe(self) -> dict:
         return {"workers": [w.info for w in self._workers], "isolation": self.isolation, "mode": "warm"}
