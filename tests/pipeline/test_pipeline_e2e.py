@@ -1,0 +1,111 @@
+"""The whole chain, materialised for real by Dagster on a reduced recipe, then one asset alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import materialize
+
+ASSETS = ["task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "sft_checkpoint",
+          "grpo_checkpoint", "eval_report"]
+UPSTREAM = {"teacher_trajectories": ["task_corpus"], "sft_dataset": ["teacher_trajectories", "base_model"],
+            "sft_checkpoint": ["sft_dataset", "base_model"], "grpo_checkpoint": ["sft_checkpoint", "task_corpus"],
+            "eval_report": ["task_corpus", "base_checkpoint", "sft_checkpoint", "grpo_checkpoint"]}
+
+
+@pytest.fixture(scope="module")
+def full_run(pipeline_env: dict[str, str]) -> dict[str, str]:
+    out = materialize(pipeline_env, "*")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    return pipeline_env
+
+
+def _mlflow(env: dict[str, str]):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
+def test_every_asset_materialised_in_dagster(full_run: dict[str, str]) -> None:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(full_run["DAGSTER_HOME"])
+    for name in ASSETS:
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        assert event is not None, f"{name} was not materialised"
+        metadata = event.asset_materialization.metadata
+        assert metadata["mlflow_run_id"].value
+    corpus = instance.get_latest_materialization_event(dg.AssetKey("task_corpus")).asset_materialization.metadata
+    counts = corpus["counts"].value
+    assert counts["number_multiply"] == {"sft": 8, "grpo": 2, "test_seen": 3}
+    assert counts["bbh_multistep_arithmetic_two"] == {"test_unseen": 3}
+
+
+def test_one_mlflow_run_per_asset_with_lineage(full_run: dict[str, str]) -> None:
+    client = _mlflow(full_run)
+    experiment = client.get_experiment_by_name("r1ci")
+    runs = client.search_runs([experiment.experiment_id])
+    by_asset: dict[str, list] = {}
+    for run in runs:
+        by_asset.setdefault(run.data.tags["dagster.asset_key"], []).append(run)
+    for name in ASSETS:
+        assert len(by_asset[name]) == 1, name
+        run = by_asset[name][0]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["dagster.run_id"]
+        assert run.data.params, f"{name} logged no params"
+    run_ids = {name: by_asset[name][0].info.run_id for name in ASSETS}
+    for name, parents in UPSTREAM.items():
+        tags = by_asset[name][0].data.tags
+        for parent in parents:
+            key = "base_model" if parent == "base_checkpoint" else parent
+            linked = tags.get(f"r1ci.upstream.{parent}") or tags.get(f"r1ci.upstream.{key}")
+            assert linked == run_ids[key], f"{name} -> {parent}"
+    # inputs logged with digest and source
+    for name in ("teacher_trajectories", "sft_dataset", "sft_checkpoint", "grpo_checkpoint"):
+        inputs = by_asset[name][0].inputs.dataset_inputs
+        assert inputs, f"{name} logged no input dataset"
+        assert all(i.dataset.digest and i.dataset.source for i in inputs)
+    # checkpoints registered
+    for model in ("r1ci-sft", "r1ci-grpo"):
+        versions = client.search_model_versions(f"name='{model}'")
+        assert len(versions) == 1
+    assert "loss" in client.get_run(run_ids["sft_checkpoint"]).data.metrics
+
+
+def test_duckdb_rows_for_every_checkpoint_and_question(full_run: dict[str, str]) -> None:
+    import duckdb
+
+    db = Path(full_run["R1CI_DATA_DIR"]) / "r1ci.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("""
+        SELECT r.checkpoint, count(*), count(DISTINCT s.question_id)
+        FROM eval_samples s JOIN eval_runs r USING (run_id) GROUP BY r.checkpoint ORDER BY 1""").fetchall()
+    assert [r[0] for r in rows] == ["base", "grpo", "sft"]
+    n_test = 3 * 2 + 3  # two training families' held-out questions + one unseen family
+    assert all(r[1] == n_test and r[2] == n_test for r in rows)
+    pools = dict(con.execute("SELECT pool, count(*) FROM eval_samples GROUP BY pool").fetchall())
+    assert pools == {"seen_family": 18, "unseen_family": 9}
+
+
+def test_report_names_each_checkpoint_accuracy(full_run: dict[str, str]) -> None:
+    import re
+
+    report = next((Path(full_run["R1CI_DATA_DIR"]) / "reduced" / "eval_report").glob("*.md")).read_text()
+    for ckpt in ("base", "sft", "grpo"):
+        assert re.search(rf"\| {ckpt} \| autonomous \|.*\d+\.\d", report), ckpt
+
+
+def test_grpo_checkpoint_rematerialises_alone(full_run: dict[str, str]) -> None:
+    out = materialize(full_run, "grpo_checkpoint")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    client = _mlflow(full_run)
+    experiment = client.get_experiment_by_name("r1ci")
+    grpo = client.search_runs([experiment.experiment_id], filter_string="tags.`dagster.asset_key` = 'grpo_checkpoint'")
+    assert len(grpo) == 2 and all(r.info.status == "FINISHED" for r in grpo)
+    sft_run = client.search_runs([experiment.experiment_id],
+                                 filter_string="tags.`dagster.asset_key` = 'sft_checkpoint'")[0].info.run_id
+    assert all(r.data.tags["r1ci.upstream.sft_checkpoint"] == sft_run for r in grpo)
+    assert len(client.search_model_versions("name='r1ci-grpo'")) == 2
