@@ -1,0 +1,20 @@
+.PHONY: install style quality test bench pipeline
+
+install:
+	bash scripts/install.sh --dev
+
+style:
+	.venv/bin/ruff format r1ci_core r1ci_pipeline tests benchmarks
+	.venv/bin/ruff check --fix r1ci_core r1ci_pipeline tests benchmarks
+
+quality:
+	.venv/bin/ruff check r1ci_core r1ci_pipeline tests benchmarks
+
+test:
+	.venv/bin/python -m pytest -q
+
+bench:
+	for b in benchmarks/*_bench.py; do .venv/bin/python $$b; done
+
+pipeline:
+	.venv/bin/dagster asset materialize -m r1ci_pipeline --select '*'
