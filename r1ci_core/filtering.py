@@ -1,38 +1,174 @@
-"""The SFT filter: keep verified-correct teacher trajectories within per-family and length limits."""
+"""The SFT filter: keep verified-correct teacher trajectories, deduplicated, decontaminated, within limits.
+
+Rules, in order (each trajectory is dropped for the first rule it breaks, counted per reason):
+
+1. ``infra_error`` - an execution failed in the sandbox itself;
+2. ``incorrect`` - not verified correct (score < 1 or unscored);
+3. ``contaminated`` - its question shares an n-gram (``decontam_ngram`` words/punctuation, lower case) with
+   a test question (the corpus' test_seen + test_unseen pools). n-grams found in at least
+   ``decontam_template_df`` distinct questions (test questions + the trajectories' questions) are a
+   family's template text and do not count; a question shorter than n is compared whole;
+4. ``duplicate`` - the same conversation as a trajectory kept before;
+5. ``near_duplicate`` - for the same question, its assistant text's word 3-gram Jaccard similarity with a
+   trajectory kept before is at least ``near_duplicate``;
+6. ``too_long`` - more than ``max_tokens`` tokens with the chat template (when a tokenizer is given);
+7. ``family_cap`` - beyond ``cap_per_family`` for its family (kept spread over questions: every question's
+   first sample before any second one, then input order);
+8. ``balance`` - with ``code_share`` set, the larger of code-using / text-only groups is thinned (seeded) so
+   that code-using trajectories make that share of the result (nothing is dropped when one group is empty).
+"""
 
 from __future__ import annotations
 
+import json
+import random
+import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .config import FilterConfig
 from .trajectory import Trajectory
 
+REASONS = ("infra_error", "incorrect", "contaminated", "duplicate", "near_duplicate", "too_long", "family_cap",
+           "balance")
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words and single punctuation characters."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def ngrams(toks: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    """The n-grams of `toks`; a sequence shorter than n gives itself (if not empty)."""
+    if len(toks) < n:
+        return {tuple(toks)} if toks else set()
+    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
+
+
+def question_of(traj: Trajectory) -> str:
+    return next((m["content"] for m in traj.messages if m["role"] == "user"), "")
+
+
+class Decontaminator:
+    """Flags questions that share a non-template n-gram with any test question."""
+
+    def __init__(self, test_questions: Iterable[str], n: int = 13, template_df: int = 5,
+                 other_questions: Iterable[str] = ()):
+        self.n = n
+        test = {" ".join(tokens(q)): ngrams(tokens(q), n) for q in test_questions}
+        df: Counter = Counter()
+        for grams in test.values():
+            df.update(grams)
+        for q in set(other_questions):
+            key = " ".join(tokens(q))
+            if key not in test:
+                df.update(ngrams(tokens(q), n))
+        self.template = {g for g, c in df.items() if c >= template_df}
+        self.index: set[tuple[str, ...]] = set()
+        for grams in test.values():
+            self.index |= grams - self.template
+
+    def contaminated(self, question: str) -> bool:
+        return not self.index.isdisjoint(ngrams(tokens(question), self.n) - self.template)
+
+
+def assistant_shingles(traj: Trajectory, n: int = 3) -> set[tuple[str, ...]]:
+    text = "\n".join(m["content"] for m in traj.messages if m["role"] == "assistant")
+    return ngrams(tokens(text), n)
+
+
+def jaccard(a: set, b: set) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def n_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)
+    return len(out["input_ids"])
+
 
 def filter_trajectories(
-    trajectories: list[Trajectory], cfg: FilterConfig, tokenizer: Any | None = None
+    trajectories: list[Trajectory], cfg: FilterConfig, tokenizer: Any | None = None, *,
+    test_questions: Iterable[str] = (),
 ) -> tuple[list[Trajectory], dict[str, int]]:
-    """Kept trajectories and the count dropped per reason."""
-    from .chat import tokenize_conversation
-
+    """Kept trajectories (in input order) and the count dropped per reason (see the module doc)."""
     dropped: Counter = Counter()
-    per_family: Counter = Counter()
+    test_questions = list(test_questions)
+    decon = None
+    if cfg.decontaminate and test_questions:
+        decon = Decontaminator(test_questions, cfg.decontam_ngram, cfg.decontam_template_df,
+                               other_questions=(question_of(t) for t in trajectories))
     seen: set[str] = set()
-    kept = []
-    for traj in trajectories:
-        if traj.infra_error:
+    shingles_by_question: dict[str, list[set]] = {}
+    candidates: list[tuple[int, Trajectory]] = []
+    for idx, traj in enumerate(trajectories):
+        question = question_of(traj)
+        if traj.infra_error or traj.score is None and traj.finish_reason == "infra_error":
             dropped["infra_error"] += 1
-        elif not traj.score or traj.score < 1.0:
-            dropped["incorrect"] += 1
-        elif (key := repr(traj.messages)) in seen:
-            dropped["duplicate"] += 1
-        elif per_family[traj.family] >= cfg.cap_per_family:
-            dropped["family_cap"] += 1
-        elif tokenizer is not None and len(tokenize_conversation(tokenizer, traj.messages)[0]) > cfg.max_tokens:
-            dropped["too_long"] += 1
-        else:
-            seen.add(key)
-            per_family[traj.family] += 1
-            kept.append(traj)
             continue
-    return kept, dict(dropped)
+        if traj.score is None or traj.score < 1.0:
+            dropped["incorrect"] += 1
+            continue
+        if decon is not None and decon.contaminated(question):
+            dropped["contaminated"] += 1
+            continue
+        key = json.dumps(traj.messages, sort_keys=True)
+        if key in seen:
+            dropped["duplicate"] += 1
+            continue
+        sh = assistant_shingles(traj)
+        qkey = " ".join(tokens(question))
+        if any(jaccard(sh, other) >= cfg.near_duplicate for other in shingles_by_question.get(qkey, ())):
+            dropped["near_duplicate"] += 1
+            continue
+        if tokenizer is not None and n_tokens(tokenizer, traj.messages) > cfg.max_tokens:
+            dropped["too_long"] += 1
+            continue
+        seen.add(key)
+        shingles_by_question.setdefault(qkey, []).append(sh)
+        candidates.append((idx, traj))
+
+    # family cap: each question's first kept sample before its second, then input order
+    rank: Counter = Counter()
+    ranked = []
+    for idx, traj in candidates:
+        ranked.append((rank[traj.item_id], idx, traj))
+        rank[traj.item_id] += 1
+    per_family: Counter = Counter()
+    capped: list[tuple[int, Trajectory]] = []
+    for _, idx, traj in sorted(ranked, key=lambda x: (x[0], x[1])):
+        if per_family[traj.family] >= cfg.cap_per_family:
+            dropped["family_cap"] += 1
+            continue
+        per_family[traj.family] += 1
+        capped.append((idx, traj))
+    capped.sort(key=lambda x: x[0])
+
+    if cfg.code_share is not None:
+        capped, n_balance = _balance(capped, cfg.code_share, cfg.seed)
+        if n_balance:
+            dropped["balance"] += n_balance
+    return [t for _, t in capped], dict(dropped)
+
+
+def _balance(kept: list[tuple[int, Trajectory]], share: float, seed: int) -> tuple[list[tuple[int, Trajectory]], int]:
+    """Thin the larger of code-using / text-only so code-using make `share` of the result (seeded choice)."""
+    code = [x for x in kept if x[1].n_code_calls > 0]
+    text = [x for x in kept if x[1].n_code_calls == 0]
+    if share >= 1.0:
+        want_code, want_text = len(code), 0
+    elif share <= 0.0:
+        want_code, want_text = 0, len(text)
+    elif not code or not text:
+        return kept, 0  # nothing to balance against
+    else:
+        total = min(len(code) / share, len(text) / (1.0 - share))
+        want_code, want_text = min(len(code), round(share * total)), min(len(text), round((1 - share) * total))
+    rng = random.Random(seed)
+    keep = rng.sample(code, want_code) + rng.sample(text, want_text)
+    keep.sort(key=lambda x: x[0])
+    return keep, len(kept) - len(keep)

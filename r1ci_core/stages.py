@@ -95,65 +95,97 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         return StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)})
 
 
-def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any) -> StageResult:
+def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *,
+                         backend: Any = None) -> StageResult:
+    """Teacher trajectories for the corpus' `sft` pool, generated in resumable shards.
+
+    `backend` (model teacher only) replaces the backend the recipe's `teacher` section would build.
+    """
     from .corpus import load_corpus
+    from .io import atomic_dir
     from .shards import run_sharded
     from .tasks import registry
-    from .teachers import reference_trajectories
+    from .teachers import make_teacher
 
     tcfg = ctx.recipe.teacher
+    families = registry(bbh_dir=ctx.recipe.tasks.bbh_dir, custom_tasks=ctx.recipe.tasks.custom_tasks or None)
+    teacher = make_teacher(tcfg, families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
+    provenance = teacher.provenance()
     with lineage.asset_run(ctx.recipe.mlflow, "teacher_trajectories", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id},
-                           params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump()}) as run:
+                           params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump(),
+                                   "provenance": provenance}) as run:
         import mlflow
-        from datasets import Dataset, concatenate_datasets, load_from_disk
+        from datasets import Dataset, load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
         items = load_corpus(Path(corpus.path), "sft")
-        families = registry()
-        if tcfg.kind != "reference":
-            raise NotImplementedError("teacher.kind 'model' is not available yet: use teacher.kind: reference")
-
-        def one_shard(chunk: list) -> list[dict[str, Any]]:
-            trajs = reference_trajectories(chunk, families, sandbox, seed=tcfg.seed,
-                                           output_chars=ctx.recipe.rollout.output_chars,
-                                           output_tokens=ctx.recipe.rollout.output_tokens)
-            return [t.to_row() for t in trajs]
-
+        todo, skipped = teacher.select(items)
+        if skipped:
+            log.info("teacher: skipping %d of %d questions: %s", sum(skipped.values()), len(items), dict(skipped))
         work = ctx.artifact("teacher_trajectories.shards")
-        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump())
-        shards = run_sharded(items, work, one_shard, shard_size=64, fingerprint=fp, desc="teacher")
-        ds = concatenate_datasets([Dataset.from_parquet(str(p)) for p in shards])
+        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump(), ctx.recipe.rollout.model_dump(),
+                          [it.id for it in todo])
+        try:
+            sharded = run_sharded(todo, work, teacher.generate, shard_size=tcfg.shard_size, fingerprint=fp,
+                                  key=lambda it: it.id, desc=f"teacher ({tcfg.kind})")
+        finally:
+            teacher.close()
+        order = {it.id: i for i, it in enumerate(todo)}
+        rows = sorted(sharded.rows(), key=lambda r: (order.get(r["item_id"], len(order)),
+                                                     json.loads(r["provenance"]).get("sample", 0)))
+        if not rows:
+            raise ValueError(f"the teacher wrote no trajectory for {len(items)} questions (skipped: {dict(skipped)})")
+        ds = Dataset.from_list(rows)
         out = ctx.artifact("teacher_trajectories")
-        from .io import atomic_dir
-
         with atomic_dir(out) as tmp:
             ds.save_to_disk(str(tmp))
         n_correct = sum(1 for s in ds["score"] if s == 1.0)
         n_infra = sum(ds["infra_error"])
-        mlflow.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra})
+        stats = {k: v for k, v in sorted(sharded.stats.items())}
+        mlflow.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
+                            "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
+                            **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
+        mlflow.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
         return StageResult(str(out), run.info.run_id,
-                           {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra})
+                           {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
+                            "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
+                            "skipped": dict(skipped), "stats": stats, "provenance": provenance},
+                           extra={"corpus_path": corpus.path, "corpus_run_id": corpus.mlflow_run_id})
 
 
 def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> StageResult:
-    from .filtering import filter_trajectories
+    """Filter the teacher's trajectories (see `filtering.filter_trajectories`), decontaminated against the
+    corpus' test pools (the corpus the teacher read, else this recipe's `task_corpus` artifact)."""
+    from .filtering import REASONS, filter_trajectories
     from .io import atomic_dir
     from .models import load_tokenizer
     from .trajectory import Trajectory
 
     fcfg = ctx.recipe.filter
+    corpus_path = Path(teacher.extra.get("corpus_path") or ctx.artifact("task_corpus"))
+    upstream = {"teacher_trajectories": teacher.mlflow_run_id, "base_model": base.mlflow_run_id}
+    if teacher.extra.get("corpus_run_id"):
+        upstream["task_corpus"] = teacher.extra["corpus_run_id"]
     with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
-                           upstream={"teacher_trajectories": teacher.mlflow_run_id, "base_model": base.mlflow_run_id},
-                           params={"filter": fcfg.model_dump()}) as run:
+                           upstream=upstream, params={"filter": fcfg.model_dump()}) as run:
         import mlflow
-        from datasets import Dataset, load_from_disk
+        from datasets import Dataset, concatenate_datasets, load_from_disk
 
         source = load_from_disk(teacher.path)
         lineage.log_dataset(source, Path(teacher.path), "teacher_trajectories")
+        test_questions: list[str] = []
+        if fcfg.decontaminate:
+            if not corpus_path.exists():
+                raise FileNotFoundError(f"decontamination needs the task corpus at {corpus_path}; materialise "
+                                        "task_corpus or set filter.decontaminate: false")
+            dd = load_from_disk(str(corpus_path))
+            test = concatenate_datasets([dd[p] for p in ("test_seen", "test_unseen") if p in dd])
+            lineage.log_dataset(test, corpus_path, "task_corpus.test")
+            test_questions = list(test["question"])
         trajs = [Trajectory.from_row(r) for r in source]
         tokenizer = load_tokenizer(base.path, ctx.recipe.model.local_files_only)
-        kept, dropped = filter_trajectories(trajs, fcfg, tokenizer)
+        kept, dropped = filter_trajectories(trajs, fcfg, tokenizer, test_questions=test_questions)
         if not kept:
             raise ValueError(f"the SFT filter kept no trajectory of {len(trajs)} (dropped: {dropped}); "
                              "check the teacher's scores and the recipe's filter limits")
@@ -161,9 +193,19 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         out = ctx.artifact("sft_dataset")
         with atomic_dir(out) as tmp:
             ds.save_to_disk(str(tmp))
-        mlflow.log_metrics({"n_kept": len(kept), **{f"dropped.{k}": v for k, v in dropped.items()}})
+        dropped = {r: dropped.get(r, 0) for r in REASONS}
+        n_code = sum(1 for t in kept if t.n_code_calls > 0)
+        per_family: dict[str, int] = {}
+        for t in kept:
+            per_family[t.family] = per_family.get(t.family, 0) + 1
+        mlflow.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
+                            "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
+        mlflow.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
         lineage.log_dataset(ds, out, "sft_dataset", context="output")
-        return StageResult(str(out), run.info.run_id, {"n_kept": len(kept), "dropped": dropped})
+        return StageResult(str(out), run.info.run_id,
+                           {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
+                            "n_kept_text_only": len(kept) - n_code, "dropped": dropped,
+                            "kept_per_family": per_family})
 
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
