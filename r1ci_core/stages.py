@@ -247,7 +247,8 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
 
 
-def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any) -> StageResult:
+def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,
+                force: bool = False) -> StageResult:
     from .corpus import load_corpus
     from .evaluation import run_evaluation
 
@@ -257,5 +258,5 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
                            upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
         items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
         report = run_evaluation(ctx, items, {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints},
-                                sandbox, mlflow_run_id=run.info.run_id)
+                                sandbox, mlflow_run_id=run.info.run_id, force=force)
         return StageResult(str(report["report_path"]), run.info.run_id, report)

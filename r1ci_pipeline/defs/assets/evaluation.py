@@ -7,11 +7,18 @@ from ..resources import RecipeResource, SandboxResource
 from ._meta import output
 
 
+class EvalReportConfig(dg.Config):
+    """Run config of `eval_report`: `force` re-runs evaluations already stored for the same inputs."""
+
+    force: bool = False
+
+
 @dg.asset(group_name="evaluation", description="Accuracy per family, checkpoint and mode; every sample in DuckDB.")
-def eval_report(context: dg.AssetExecutionContext, recipe: RecipeResource, sandbox: SandboxResource,
-                task_corpus, base_model, sft_checkpoint, grpo_checkpoint) -> dg.Output:
+def eval_report(context: dg.AssetExecutionContext, config: EvalReportConfig, recipe: RecipeResource,
+                sandbox: SandboxResource, task_corpus, base_model, sft_checkpoint, grpo_checkpoint) -> dg.Output:
     from r1ci_core import stages
 
     checkpoints = {"base": base_model, "sft": sft_checkpoint, "grpo": grpo_checkpoint}
     with sandbox.open() as sb:
-        return output(stages.eval_report(recipe.context(context.run_id), task_corpus, checkpoints, sb))
+        return output(stages.eval_report(recipe.context(context.run_id), task_corpus, checkpoints, sb,
+                                         force=config.force))
