@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,11 @@ from typing import Any
 from .config import TasksConfig
 from .io import atomic_dir
 from .tasks import Item, Task, registry
-from .tasks.split import family_split
+from .tasks.split import family_split, normalise_question, pool_overlaps
 
 log = logging.getLogger(__name__)
 
 POOLS = ("sft", "grpo", "test_seen", "test_unseen")
-
-
-def normalise_question(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
 
 
 def select_families(cfg: TasksConfig) -> dict[str, Task]:
@@ -92,10 +87,5 @@ def corpus_counts(items: list[Item]) -> dict[str, dict[str, int]]:
     return {family: dict(c) for family, c in sorted(counts.items())}
 
 
-def pool_overlaps(items: list[Item]) -> list[str]:
-    """Question ids or normalised texts that appear in more than one pool."""
-    where: dict[str, set[str]] = {}
-    for item in items:
-        for key in (item.id, normalise_question(item.question)):
-            where.setdefault(key, set()).add(item.pool)
-    return sorted(key for key, pools in where.items() if len(pools) > 1)
+__all__ = ["POOLS", "build_items", "corpus_counts", "load_corpus", "pool_overlaps", "save_corpus",
+           "select_families"]
