@@ -237,10 +237,8 @@ def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=()):
     if rnd is not None:
         rnd.seed()
     _BASE_VM = _vm_size()
-    try:
-        os.setsid()  # own session and scheduler autogroup, away from the (low priority) slot makers
-    except OSError:
-        pass
+    # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself
+    # and pid 1 (which, as init, ignores it).
     os.write(ready_fd, b"P")
     tr("E prepared")
 
@@ -879,6 +877,11 @@ def cold_main(cfg):
     default_signals()
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # pid 1: SIG_DFL signals from inside are ignored
     prctl(PR_SET_DUMPABLE, 0)
+    # bwrap's network namespace has a loopback that is up; a fresh one has it down: no address
+    # at all is reachable.  Then no capability is left to anyone.
+    if LIBC.unshare(CLONE_NEWNET) != 0:
+        raise _err("unshare net")
+    drop_caps()
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -886,7 +889,7 @@ def cold_main(cfg):
             os.close(st_fd)
             os.close(ready_r)
             prctl(PR_SET_DUMPABLE, 1)
-            drop_caps()
+            install_seccomp()
             e_prepare(code_fd, None, None, ready_w)
         except BaseException:
             os._exit(71)

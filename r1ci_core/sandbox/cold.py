@@ -104,6 +104,9 @@ def run_plain(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes,
     """``isolation: none``: a subprocess in its own session with rlimits, env scrubbed, fresh cwd."""
     t0 = time.monotonic()
     scratch = tempfile.mkdtemp(prefix="r1ci-sandbox-")
+    user = iso.popen_user_kwargs(s)  # as root: still not root in the program
+    if user:
+        os.chown(scratch, s.uid, s.gid)
     code_r, code_w = os.pipe()
     ready_r, ready_w = os.pipe()
     env = iso.sandbox_env(s)
@@ -111,7 +114,7 @@ def run_plain(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes,
     try:
         proc = subprocess.Popen(iso.python_argv(s, "plain", {"code_fd": code_r, "ready_fd": ready_w}),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(code_r, ready_w), cwd=scratch, env=env, start_new_session=True)
+                                pass_fds=(code_r, ready_w), cwd=scratch, env=env, process_group=0, **user)
     except OSError as e:
         for fd in (code_r, code_w, ready_r, ready_w):
             os.close(fd)
