@@ -259,8 +259,8 @@ def test_cannot_kill_or_hurt_the_caller(sb):
     assert r.exit_code in (0, -9) and r.infra_error is None
     r = sb.run(f"import os; os.kill({me}, 9)")  # the caller's pid does not exist in there
     assert r.exit_code == 1 and "ProcessLookupError" in r.stderr
-    r = sb.run("import os; os.killpg(os.getpgid(0), 9)")
-    assert r.exit_code == -9 and r.infra_error is None  # it can only kill itself
+    r = sb.run("import os; os.killpg(os.getpgid(0), 9); print('alive')")
+    assert r.exit_code in (0, 1, -9) and r.infra_error is None  # at most itself: its group is the slot's
     assert os.getpid() == me and sb.run("print('ok')").stdout == "ok\n"
 
 
