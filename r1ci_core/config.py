@@ -136,7 +136,8 @@ class FilterConfig(_Section):
     cap_per_family: PositiveInt = 70
     max_tokens: PositiveInt = 2048
     near_duplicate: float = Field(default=0.9, gt=0.0, le=1.0,
-                                  description="Jaccard of assistant word 3-grams (same question) that counts as a duplicate")
+                                  description="Jaccard of assistant word 3-grams (same question) that counts as a near "
+                                              "duplicate (so do the same programs with the same answer)")
     decontaminate: bool = True
     decontam_ngram: PositiveInt = Field(default=13, description="n-gram length (words and punctuation)")
     decontam_template_df: PositiveInt = Field(
