@@ -135,7 +135,7 @@ class FilterConfig(_Section):
 
     cap_per_family: PositiveInt = 70
     max_tokens: PositiveInt = 2048
-    near_duplicate: float = Field(default=0.9, gt=0.0, le=1.0,
+    near_duplicate: float = Field(default=0.8, gt=0.0, le=1.0,
                                   description="Jaccard of assistant word 3-grams (same question) that counts as a near "
                                               "duplicate (so do the same programs with the same answer)")
     decontaminate: bool = True
