@@ -4,13 +4,15 @@ Rules, in order (each trajectory is dropped for the first rule it breaks, counte
 
 1. ``infra_error`` - an execution failed in the sandbox itself;
 2. ``incorrect`` - not verified correct (score < 1 or unscored);
-3. ``contaminated`` - its question shares an n-gram (``decontam_ngram`` words/punctuation, lower case) with
-   a test question (the corpus' test_seen + test_unseen pools). n-grams found in at least
+3. ``contaminated`` - its question's content shares an n-gram (``decontam_ngram`` words/punctuation, lower
+   case) with a test question's (the corpus' test_seen + test_unseen pools). n-grams found in at least
    ``decontam_template_df`` distinct questions (test questions + the trajectories' questions) are a
-   family's template text and do not count; a question shorter than n is compared whole;
+   family's template text and are cut out first; a content span shorter than n is compared whole
+   (see `Decontaminator`);
 4. ``duplicate`` - the same conversation as a trajectory kept before;
-5. ``near_duplicate`` - for the same question, its assistant text's word 3-gram Jaccard similarity with a
-   trajectory kept before is at least ``near_duplicate``;
+5. ``near_duplicate`` - for the same question, a trajectory kept before ran the same programs (up to
+   whitespace) to the same answer, or its assistant text's word 3-gram Jaccard similarity with this one's
+   is at least ``near_duplicate``;
 6. ``too_long`` - more than ``max_tokens`` tokens with the chat template (when a tokenizer is given);
 7. ``family_cap`` - beyond ``cap_per_family`` for its family (kept spread over questions: every question's
    first sample before any second one, then input order);
@@ -53,31 +55,69 @@ def question_of(traj: Trajectory) -> str:
 
 
 class Decontaminator:
-    """Flags questions that share a non-template n-gram with any test question."""
+    """Flags questions whose content shares an n-gram with a test question's content.
+
+    A family's template (its fixed wording) would make every question of a family overlap its test
+    questions, so n-grams found in at least `template_df` distinct questions (test + `other_questions`)
+    are template, and the tokens they cover are cut out: what remains are a question's content spans
+    (numbers, words, expressions). A span of at least `n` tokens contributes its n-grams; a shorter one
+    (with at least two word tokens) is compared whole.
+    """
 
     def __init__(self, test_questions: Iterable[str], n: int = 13, template_df: int = 5,
                  other_questions: Iterable[str] = ()):
         self.n = n
-        test = {" ".join(tokens(q)): ngrams(tokens(q), n) for q in test_questions}
+        test = {" ".join(t): t for t in (tokens(q) for q in test_questions)}
+        everything = dict(test)
+        for q in other_questions:
+            t = tokens(q)
+            everything.setdefault(" ".join(t), t)
         df: Counter = Counter()
-        for grams in test.values():
-            df.update(grams)
-        for q in set(other_questions):
-            key = " ".join(tokens(q))
-            if key not in test:
-                df.update(ngrams(tokens(q), n))
+        for toks in everything.values():
+            df.update(ngrams(toks, n))
         self.template = {g for g, c in df.items() if c >= template_df}
         self.index: set[tuple[str, ...]] = set()
-        for grams in test.values():
-            self.index |= grams - self.template
+        for toks in test.values():
+            self.index |= self.content_grams(toks)
+
+    def content_spans(self, toks: Sequence[str]) -> list[list[str]]:
+        """`toks` minus the tokens covered by template n-grams, as runs of consecutive tokens."""
+        n = self.n
+        covered = [False] * len(toks)
+        if len(toks) < n:
+            covered = [tuple(toks) in self.template] * len(toks)
+        for i in range(len(toks) - n + 1):
+            if tuple(toks[i : i + n]) in self.template:
+                covered[i : i + n] = [True] * n
+        spans: list[list[str]] = [[]]
+        for tok, cov in zip(toks, covered, strict=True):
+            if cov:
+                if spans[-1]:
+                    spans.append([])
+            else:
+                spans[-1].append(tok)
+        return [sp for sp in spans if sum(1 for t in sp if t[0].isalnum() or t[0] == "_") >= 2]
+
+    def content_grams(self, toks: Sequence[str]) -> set[tuple[str, ...]]:
+        grams: set[tuple[str, ...]] = set()
+        for span in self.content_spans(toks):
+            grams |= ngrams(span, self.n)
+        return grams
 
     def contaminated(self, question: str) -> bool:
-        return not self.index.isdisjoint(ngrams(tokens(question), self.n) - self.template)
+        return not self.index.isdisjoint(self.content_grams(tokens(question)))
 
 
 def assistant_shingles(traj: Trajectory, n: int = 3) -> set[tuple[str, ...]]:
     text = "\n".join(m["content"] for m in traj.messages if m["role"] == "assistant")
     return ngrams(tokens(text), n)
+
+
+def _program_signature(traj: Trajectory) -> tuple | None:
+    """The programs a trajectory ran (whitespace-normalised) and its answer; None without code."""
+    if not traj.executions:
+        return None
+    return tuple(" ".join(e.code.split()) for e in traj.executions), traj.final_answer
 
 
 def jaccard(a: set, b: set) -> float:
@@ -103,7 +143,7 @@ def filter_trajectories(
         decon = Decontaminator(test_questions, cfg.decontam_ngram, cfg.decontam_template_df,
                                other_questions=(question_of(t) for t in trajectories))
     seen: set[str] = set()
-    shingles_by_question: dict[str, list[set]] = {}
+    shingles_by_question: dict[str, list[tuple[Any, set]]] = {}
     candidates: list[tuple[int, Trajectory]] = []
     for idx, traj in enumerate(trajectories):
         question = question_of(traj)
@@ -122,14 +162,17 @@ def filter_trajectories(
             continue
         sh = assistant_shingles(traj)
         qkey = " ".join(tokens(question))
-        if any(jaccard(sh, other) >= cfg.near_duplicate for other in shingles_by_question.get(qkey, ())):
+        program = _program_signature(traj)
+        earlier = shingles_by_question.get(qkey, ())
+        if any((program is not None and program == p) or jaccard(sh, other) >= cfg.near_duplicate
+               for p, other in earlier):
             dropped["near_duplicate"] += 1
             continue
         if tokenizer is not None and n_tokens(tokenizer, traj.messages) > cfg.max_tokens:
             dropped["too_long"] += 1
             continue
         seen.add(key)
-        shingles_by_question.setdefault(qkey, []).append(sh)
+        shingles_by_question.setdefault(qkey, []).append((program, sh))
         candidates.append((idx, traj))
 
     # family cap: each question's first kept sample before its second, then input order
