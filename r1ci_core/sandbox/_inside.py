@@ -66,6 +66,8 @@ LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ul
 PYLIBC.syscall.restype = ctypes.c_long
 
 STATUS = struct.Struct("<2siqq")  # b"ST", wait status, user+sys cpu in us, max rss kB
+DONE = struct.Struct("<4si")  # executor -> slot: b"DONE", exit code
+DONE_FD = 1000
 TRACE_FD = 2 if os.environ.get("R1CI_SANDBOX_TRACE") else None
 
 
@@ -340,7 +342,7 @@ def _e_run(code, done_fd=None):
         try:
             os.closerange(0, done_fd)
             os.closerange(done_fd + 1, 1 << 20)
-            os.write(done_fd, struct.pack("<i", rc))
+            os.write(done_fd, DONE.pack(b"DONE", rc))
         except BaseException:
             pass
     os._exit(rc)
@@ -500,7 +502,9 @@ class Slot:
                 drop_caps()
                 if seccomp:
                     install_seccomp()
-                e_prepare(code_r, out_w, err_w, ready_w, keep=(done_w,))
+                os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
+                os.close(done_w)
+                e_prepare(code_r, out_w, err_w, ready_w, keep=(DONE_FD,))
             except BaseException:
                 try:
                     import traceback
@@ -508,7 +512,7 @@ class Slot:
                     traceback.print_exc()
                 finally:
                     os._exit(71)
-            e_execute(code_r, ready_w, done_w)
+            e_execute(code_r, ready_w, DONE_FD)
         for fd in (code_r, out_w, err_w, ready_w, done_w):
             os.close(fd)
         pidfd = os.pidfd_open(pid)
@@ -533,13 +537,13 @@ class Slot:
                     if msg[:1] == b"K":
                         _kill(pid)
                 elif fd == done_r:
-                    data = os.read(done_r, 4)
+                    data = os.read(done_r, 64)
                     poller.unregister(done_r)
-                    if len(data) != 4:
-                        continue
+                    if len(data) != DONE.size or data[:4] != b"DONE":
+                        continue  # not ours (or nothing): wait for the executor to exit
                     # The program finished and closed its pipes.  Kill it now (it can no longer
                     # run or fork), and if nothing else lives in the namespace the result is final.
-                    reported_rc = struct.unpack("<i", data)[0]
+                    reported_rc = DONE.unpack(data)[1] & 0xFF
                     _kill(pid)
                     if not [e for e in os.listdir("/proc") if e.isdigit() and e not in ("1", str(pid))]:
                         self.report(st_w, reported_rc << 8, None)
@@ -644,6 +648,11 @@ class Template:
 def template_main(kind, sock, cfg):
     lower_priority()  # making slots is background work
     preloaded = []
+    for mod in cfg.get("preload_stdlib", []):
+        try:
+            __import__(mod)
+        except Exception:  # noqa: BLE001
+            pass
     if kind == 1:
         for mod in cfg.get("preload", []):
             try:

@@ -87,6 +87,7 @@ class _Worker:
         info_r, info_w = os.pipe()
         cfg = {
             "ctrl_fd": child.fileno(), "slots": s.spares, "preload": list(s.preload),
+            "preload_stdlib": list(s.preload_stdlib),
             "uid": s.uid, "gid": s.gid, "scratch_kb": s.scratch_mb * 1024,
             "scratch_inodes": max(1024, s.scratch_mb * 256),
         }
