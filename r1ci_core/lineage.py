@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from .config import MlflowConfig, data_dir
 log = logging.getLogger(__name__)
 
 UPSTREAM_TAG = "r1ci.upstream_runs"
+REPLACES_TAG = "r1ci.replaces"  # the runs of the same asset this attempt found dead and marked KILLED
 
 
 class TrackingError(RuntimeError):
@@ -35,6 +37,7 @@ def setup(cfg: MlflowConfig) -> str:
     import mlflow
 
     uri = tracking_uri(cfg)
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     try:
         experiment = mlflow.get_experiment_by_name(cfg.experiment)
@@ -51,6 +54,28 @@ def setup(cfg: MlflowConfig) -> str:
         ) from None
 
 
+def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Fail at once, in one line, when an http(s) tracking server does not accept connections.
+
+    (MLflow's own client would retry with back-off for minutes before giving up.)
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server {uri!r}: {err.strerror or err} "
+            "(start the server, fix MLFLOW_TRACKING_URI / mlflow.tracking_uri, or unset both to use the local store)"
+        ) from None
+
+
 @contextlib.contextmanager
 def asset_run(
     cfg: MlflowConfig,
@@ -63,19 +88,23 @@ def asset_run(
     """An MLflow run for one asset materialisation, tagged with the Dagster run and upstream runs.
 
     On an exception the run ends FAILED (KILLED on KeyboardInterrupt); a process killed outright leaves
-    it RUNNING, and `close_stale_runs` marks it KILLED on the next attempt.
+    it RUNNING, and `close_stale_runs` marks it KILLED on the next attempt, whose run lists the killed
+    run ids in the `r1ci.replaces` tag.
     """
     import mlflow
 
     experiment_id = setup(cfg)
-    close_stale_runs(experiment_id, asset_key)
+    replaced = close_stale_runs(experiment_id, asset_key)
     upstream = upstream or {}
     tags = {
         "dagster.run_id": dagster_run_id,
         "dagster.asset_key": asset_key,
         UPSTREAM_TAG: ",".join(f"{k}={v}" for k, v in sorted(upstream.items())),
         "r1ci.pid": str(os.getpid()),
+        "r1ci.host": socket.gethostname(),
     }
+    if replaced:
+        tags[REPLACES_TAG] = ",".join(replaced)
     for name, run_id in upstream.items():
         tags[f"r1ci.upstream.{name}"] = run_id
     run = mlflow.start_run(experiment_id=experiment_id, run_name=asset_key, tags=tags)
@@ -105,6 +134,9 @@ def close_stale_runs(experiment_id: str, asset_key: str) -> list[str]:
     killed = []
     for run in stale:
         pid = int(run.data.tags.get("r1ci.pid", "0") or 0)
+        host = run.data.tags.get("r1ci.host")
+        if host and host != socket.gethostname():
+            continue  # another machine's process: its liveness cannot be told from here
         if pid and pid != os.getpid() and _alive(pid):
             continue
         client.set_terminated(run.info.run_id, "KILLED")
