@@ -27,12 +27,27 @@ def trl_config(config_cls: type, section: dict[str, Any], section_name: str, out
 
 
 def last_checkpoint(work_dir: Path) -> str | None:
-    """The newest complete `checkpoint-N` folder in a trainer's output dir, for resuming."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete `checkpoint-N` folder in a trainer's output dir, for resuming.
+
+    The trainer writes `trainer_state.json` last: a folder without a readable one was cut short by a
+    kill mid-save; it is removed (its step is trained again) instead of being resumed from.
+    """
+    import json
+    import re
+    import shutil
 
     if not work_dir.is_dir():
         return None
-    return get_last_checkpoint(str(work_dir))
+    found = sorted((int(m.group(1)), p) for p in work_dir.iterdir()
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    for _, path in reversed(found):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            log.warning("removing incomplete checkpoint %s (a run was killed while saving it)", path)
+            shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def mlflow_callback() -> Any:
