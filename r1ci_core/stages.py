@@ -124,8 +124,10 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
         if skipped:
             log.info("teacher: skipping %d of %d questions: %s", sum(skipped.values()), len(items), dict(skipped))
         work = ctx.artifact("teacher_trajectories.shards")
-        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump(), ctx.recipe.rollout.model_dump(),
-                          [it.id for it in todo])
+        rollout = ctx.recipe.rollout.model_dump()
+        if tcfg.kind == "reference":  # only the output budget shapes reference trajectories
+            rollout = {k: rollout[k] for k in ("output_chars", "output_tokens")}
+        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump(), rollout, [it.id for it in todo])
         try:
             sharded = run_sharded(todo, work, teacher.generate, shard_size=tcfg.shard_size, fingerprint=fp,
                                   key=lambda it: it.id, desc=f"teacher ({tcfg.kind})")
