@@ -83,6 +83,17 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -100,6 +111,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     recover(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # as a plain mkdir would (mkdtemp makes it private)
         yield tmp
         if target.exists() and _exchange(tmp, target):
             _fsync_dir(target.parent)
@@ -130,6 +142,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     recover(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as a plain open() would (mkstemp makes it private)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
