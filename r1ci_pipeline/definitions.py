@@ -14,6 +14,7 @@ from .defs.checks import (
     check_eval_report_no_nan,
     check_task_corpus_pools_disjoint,
 )
+from .defs.io_manager import AtomicFilesystemIOManager
 from .defs.resources import RecipeResource, SandboxResource
 from .defs.schedules import eval_job, eval_schedule, pipeline_job
 from .defs.sensors import new_model_version_sensor
@@ -39,6 +40,6 @@ defs = dg.Definitions(
     resources={
         "recipe": recipe,
         "sandbox": SandboxResource(recipe=recipe),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(_data_dir() / "dagster_storage")),
+        "io_manager": AtomicFilesystemIOManager(base_dir=str(_data_dir() / "dagster_storage")),
     },
 )
