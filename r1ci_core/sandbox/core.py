@@ -94,10 +94,9 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # best effort; zygotes also exit when our end of their socket closes
+    def __del__(self) -> None:  # best effort; hubs also exit when our end of their socket closes
         try:
-            if self._pool is not None:
-                self._pool.close()
+            self.close()
         except Exception:
             pass
 

@@ -407,6 +407,12 @@ class WarmPool:
             ready = b""
         finally:
             os.close(spare.ready_r)
+        if not res.status_complete:  # the slot or the whole worker died: let the reader say which
+            end = time.monotonic() + 10.0
+            while not (spare.done.is_set() or spare.worker.dead.is_set()) and time.monotonic() < end:
+                spare.done.wait(0.05)
+        with spare.worker._lock:
+            spare.worker.spares.pop(spare.sid, None)
         stdout, stderr = decode(res.out), decode(res.err)
         dur = time.monotonic() - t0
         if res.status_complete:
@@ -423,8 +429,8 @@ class WarmPool:
             log.error("sandbox executor %d/%d did not end after a kill; restarting its worker",
                       spare.worker.index, spare.sid)
             spare.worker.kill()
-        spare.done.wait(10.0)
-        why = spare.lost or "sandbox worker lost the executor"
+        why = spare.lost or (f"sandbox worker died ({spare.worker.error})" if spare.worker.dead.is_set()
+                             else "sandbox worker lost the executor")
         return ExecResult(stdout, stderr, None, False, time.monotonic() - t0, res.truncated, why)
 
     def close(self) -> None:
