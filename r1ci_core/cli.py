@@ -10,23 +10,84 @@ from typing import Any
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, RuntimeError, OSError)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Materialise assets of the pipeline (all by default): `dagster asset materialize` with the recipe set."""
-    import os
-    import subprocess
+TRAINING_ASSETS = ("sft_checkpoint", "grpo_checkpoint", "eval_report")
 
-    from .config import load_recipe
+
+def _selects_training(select: str) -> bool:
+    """Whether a Dagster asset selection may include a training asset (then the TRL sections are checked)."""
+    for token in select.split(","):
+        token = token.strip()
+        if not token or token.endswith("*") or token.endswith("+") or token.strip("*+ ") in TRAINING_ASSETS:
+            return True
+        if token.startswith(("tag:", "group:", "key:", "kind:", "owner:")) or any(c in token for c in "()| "):
+            return True  # a selection expression: assume it may
+    return False
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialise assets of the pipeline (all by default): `dagster asset materialize` with the recipe set.
+
+    The recipe and this machine are checked first (`preflight`). Dagster's log goes to stdout; when a
+    step fails, its root cause is raised as one `PipelineError` line.
+    """
+    import os
+
+    from . import preflight
+    from .config import data_dir, load_recipe
+    from .errors import PipelineError, root_cause
 
     env = dict(os.environ)
     if args.recipe:
         env["R1CI_RECIPE"] = args.recipe
-    load_recipe(env.get("R1CI_RECIPE"))  # fail fast, in one line, on a bad recipe
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "r1ci_pipeline", "--select", args.select]
-    return subprocess.call(cmd, env=env)
+    recipe = load_recipe(env.get("R1CI_RECIPE"))  # fail fast, in one line, on a bad recipe
+    preflight.check(recipe, data_dir(), training=_selects_training(args.select))
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "r1ci_pipeline.definitions",
+           "--select", args.select]
+    rc, tail = _run_streaming(cmd, env)
+    if rc == 0:
+        return 0
+    if rc in (130, -2):
+        raise KeyboardInterrupt
+    if rc < 0:
+        raise PipelineError(f"the Dagster process was killed by signal {-rc} (out of memory?): re-run the same "
+                            "command to resume from the finished shards and checkpoints")
+    cause = root_cause(tail) or (f"materialising {args.select!r} failed (exit {rc}); the Dagster log above "
+                                 "has the details")
+    raise PipelineError(cause)
+
+
+def _run_streaming(cmd: list[str], env: dict[str, str], keep: int = 256 * 1024) -> tuple[int, str]:
+    """Run `cmd`, copying its stdout and stderr to our stdout as they come; return (exit code, output tail)."""
+    import os
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    tail = bytearray()
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    try:
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            else:
+                sys.stdout.write(chunk.decode(errors="replace"))
+            tail += chunk
+            if len(tail) > 2 * keep:
+                del tail[:-keep]
+    except KeyboardInterrupt:
+        proc.wait()  # the child got the same Ctrl-C; let it stop cleanly
+        raise
+    finally:
+        proc.stdout.close()
+    return proc.wait(), tail[-keep:].decode(errors="replace")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .preflight import check_model_ref
     from .serve import serve
+
+    check_model_ref(args.checkpoint, key="checkpoint")
 
     serve(args.checkpoint, host=args.host, port=args.port)
     return 0
@@ -87,6 +148,8 @@ def cmd_eval_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import PipelineError, explain
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -95,10 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("r1ci: interrupted", file=sys.stderr)
         return 130
+    except PipelineError as err:
+        print(f"r1ci: error: {err}", file=sys.stderr)
+        return 1
     except USER_ERRORS as err:
         if args.verbose:
             raise
-        print(f"r1ci: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        print(f"r1ci: error: {explain(err)}", file=sys.stderr)
         return 2
 
 

@@ -58,11 +58,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if family is None:
         close = difflib.get_close_matches(args.family, list(families), n=5, cutoff=0.5)
         close = close or [n for n in families if args.family.lower() in n.lower()][:5]
-        hint = f"; close matches: {', '.join(close)}" if close else "; see `r1ci tasks list`"
-        print(f"error: unknown task family {args.family!r}{hint}", file=sys.stderr)
+        hint = (f"; did you mean {', '.join(close)}? (`r1ci tasks list` shows them all)" if close
+                else "; see `r1ci tasks list` for the available names")
+        print(f"r1ci: error: unknown task family {args.family!r}{hint}", file=sys.stderr)
         return 2
     if not getattr(family, "available", True):
-        print(f"error: {family.name} is unavailable: {family.unavailable_hint}", file=sys.stderr)
+        print(f"r1ci: error: {family.name} is unavailable: {family.unavailable_hint}", file=sys.stderr)
         return 2
     items = family.generate(args.n, seed=args.seed)
     for i, item in enumerate(items, 1):
