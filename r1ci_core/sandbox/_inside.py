@@ -11,8 +11,9 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
             pid/mount/net/uts/cgroup namespaces.  A slot is pid 1 of its namespaces (signals from
             inside are ignored, it is not dumpable), mounts a fresh /proc once, and then per call:
             mounts a fresh size-limited tmpfs on /tmp and /dev/shm, forks the executor E (which
-            takes a fresh IPC namespace, drops every capability, sets no_new_privs and a seccomp
-            filter, pre-touches its copy-on-write pages and blocks reading its request), hands E's
+            takes its own user namespace (process limit per call, no further namespaces) and IPC
+            namespace, drops every capability, sets no_new_privs and a seccomp filter, pre-touches
+            its copy-on-write pages and blocks reading its request), hands E's
             pipes to the host (through the hub, with SCM_RIGHTS), waits for E, kills and reaps
             every other process of the namespace, unmounts the scratch and only then writes E's
             wait status to the call's status pipe.  The host writes the request and reads
@@ -51,10 +52,9 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine())
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
-# Namespaces of a slot (reused call after call, cleaned in between); each executor also gets a
-# fresh IPC namespace.  No new user namespace: the hub, templates and slots hold CAP_SYS_ADMIN in
-# the sandbox's own user namespace (never on the host); executors drop every capability and
-# nested user namespaces are disabled.
+# Namespaces of a slot (reused call after call, cleaned in between); each executor also gets its
+# own user and IPC namespaces.  The hub, templates and slots hold CAP_SYS_ADMIN in the sandbox's
+# own user namespace (never on the host); executors drop every capability.
 SLOT_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWCGROUP
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -435,6 +435,22 @@ def install_seccomp():
 
 # --------------------------------------------------------------------------- slot, template, hub
 
+def executor_namespaces():
+    """The executor's own user namespace (same uid 65534 inside): the process count limit then
+    counts this call's processes only, and keyrings are its own; plus a fresh IPC namespace.
+    Neither it nor anything it starts may create further namespaces."""
+    uid, gid = os.getuid(), os.getgid()
+    prctl(PR_SET_DUMPABLE, 1)  # the slot's 0 would make /proc/self/uid_map unwritable
+    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0:
+        raise _err("unshare user+ipc")
+    write_file("/proc/self/uid_map", "%d %d 1" % (uid, uid))
+    write_file("/proc/self/setgroups", "deny")
+    write_file("/proc/self/gid_map", "%d %d 1" % (gid, gid))
+    write_file("/proc/sys/user/max_user_namespaces", "0")
+
+
+
+
 class Slot:
     """pid 1 of a set of namespaces; runs one executor at a time and cleans up after it."""
 
@@ -496,9 +512,7 @@ class Slot:
                 _keep_trace_fd()
                 close_fds_except([0, 1, 2, code_r, out_w, err_w, ready_w, done_w]
                                  + ([TRACE_FD] if TRACE_FD is not None else []))
-                if LIBC.unshare(CLONE_NEWIPC) != 0:
-                    raise _err("unshare ipc")
-                prctl(PR_SET_DUMPABLE, 1)
+                executor_namespaces()
                 drop_caps()
                 if seccomp:
                     install_seccomp()
@@ -867,7 +881,6 @@ def unshare_outer(cfg):
     build_root(cfg)
     os.chdir("/")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    write_file("/proc/sys/user/max_user_namespaces", "0")  # like bwrap --disable-userns
     # keeps its capabilities inside its own user namespace, like bwrap --cap-add CAP_SYS_ADMIN
 
 

@@ -131,11 +131,11 @@ def bwrap_argv(s: SandboxSettings, role: str, cfg: dict, *, info_fd: int, data: 
     if role == "hub":
         # each executor mounts its own scratch tmpfs and /proc: CAP_SYS_ADMIN within the sandbox's
         # user namespace (never on the host); executors drop every capability before running code
+        # (executors take their own user namespace and forbid any further one themselves)
         a += ["--dir", "/tmp", "--cap-add", "CAP_SYS_ADMIN"]
     else:  # cold: pid 1 only uses it to take a fresh network namespace (loopback down), then drops it
         a += ["--size", scratch, "--tmpfs", "/tmp", "--size", scratch, "--tmpfs", "/dev/shm",
-              "--cap-add", "CAP_SYS_ADMIN"]
-    a += ["--disable-userns"]
+              "--cap-add", "CAP_SYS_ADMIN", "--disable-userns"]
     a += ["--remount-ro", "/dev", "--remount-ro", "/", "--clearenv"]
     for k, v in sandbox_env(s).items():
         a += ["--setenv", k, v]
