@@ -211,7 +211,7 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
 
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
-    from .sft import train_sft
+    from .launch import train_sft  # sft.train_sft, under `accelerate launch` when sft.num_processes > 1
     from .trajectory import Trajectory
 
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,

@@ -1,0 +1,352 @@
+"""Training speed on CPU: SFT padded (TRL's default) vs packed, and one GRPO step split by phase.
+
+    python benchmarks/train_bench.py [--trajectories 160] [--repeats 3] [--threads 1]
+                                     [--modes padded,packed] [--pack-length 512] [--pack-batch 4]
+
+Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_speedup", ...}.
+
+SFT: the reference teacher's real trajectories for the `tiny` recipe's SFT pool (code really executed,
+then the SFT filter), the tiny recipe's base model, one epoch through r1ci's SFT stage path
+(`r1ci_core.launch.train_sft` -> `r1ci_core.sft.train_sft`, i.e. TRL's `SFTTrainer`), recipe overrides only:
+
+* padded:        TRL's default (`per_device_train_batch_size` rows, each batch padded to its longest row);
+* packed:        `sft.packing: true` (TRL's best-fit-decreasing into rows of `--pack-length` tokens,
+                 `--pack-batch` rows a step: about the padded run's tokens per step), which TRL feeds
+                 padding-free (one flattened row, `position_ids` restarting per sample); r1ci then runs
+                 attention per sample (`sdpa_varlen`, see `r1ci_core.launch`);
+* padding_free:  `sft.padding_free: true` (the padded run's batches, each flattened into one row), same attention;
+* packed_masked: packed with `sft.varlen_attention: false`: transformers' sdpa over the whole flattened row under
+                 a block-diagonal mask (what TRL gives on CPU without flash-attention).
+
+Each (mode, repeat) runs in its own process (peak memory is per process), modes alternate in order, the
+speedup is the median of the per-repeat ratios. tokens/s counts real (non-padding) tokens, the same ones
+for every mode. Peak memory: the process' peak RSS while training (sampled every 2 ms) and its growth over
+the RSS when training began.
+
+GRPO: one step of r1ci's GRPO (`r1ci_core.grpo.train_grpo`, TRL's `GRPOTrainer` whose rollouts run r1ci's
+multi-turn engine and the sandbox) with a small policy taught to write code (`rollout.tiny`), the tiny
+recipe's GRPO and rollout settings; the first step is a warm-up, the others' median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+MODES = ("padded", "packed", "padding_free", "packed_masked")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _quiet(threads: int) -> None:
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except ImportError:
+        pass
+    torch.set_num_threads(threads)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _RssPeak:
+    """Samples this process' RSS in a thread between start() and stop()."""
+
+    def __init__(self, every_s: float = 0.002):
+        self.every_s, self.start_mb, self.peak_mb = every_s, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.start_mb = self.peak_mb = _rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def sft_overrides(mode: str, pack_length: int, pack_batch: int) -> dict:
+    """The recipe overrides of one SFT mode (padded = none: TRL's default)."""
+    common = {"sft.num_train_epochs": 1, "sft.max_steps": -1, "sft.save_strategy": "no", "sft.logging_steps": 10_000,
+              "sft.include_num_input_tokens_seen": "non_padding"}
+    if mode == "padded":
+        return common
+    if mode == "packed":
+        return {**common, "sft.packing": True, "sft.packing_strategy": "bfd", "sft.max_length": pack_length,
+                "sft.per_device_train_batch_size": pack_batch}
+    if mode == "padding_free":
+        return {**common, "sft.padding_free": True, "sft.max_length": None}
+    if mode == "packed_masked":  # packed, attention over the whole row under transformers' block-diagonal mask
+        return {**sft_overrides("packed", pack_length, pack_batch), "sft.varlen_attention": False}
+    raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
+
+
+# ----------------------------------------------------------------------------------------------- data
+def prepare(data: Path, recipe_name: str, n_traj: int) -> dict:
+    """Base model + filtered reference-teacher trajectories of the recipe's SFT pool, saved under `data`."""
+    import random
+
+    from r1ci_core.chat import SYSTEM_PROMPT, system_prompt
+    from r1ci_core.config import load_recipe
+    from r1ci_core.corpus import build_items
+    from r1ci_core.filtering import filter_trajectories
+    from r1ci_core.models import build_tiny_model, load_tokenizer
+    from r1ci_core.sandbox import Sandbox
+    from r1ci_core.sft import sft_rows
+    from r1ci_core.tasks import registry
+    from r1ci_core.teachers import make_teacher
+    from r1ci_core.trajectory import Trajectory
+
+    recipe = load_recipe(recipe_name)
+    if recipe.model.name_or_path != "tiny":
+        raise SystemExit("train_bench builds the recipe's tiny model: use a recipe with model.name_or_path: tiny")
+    items = build_items(recipe.tasks)
+    families = registry()
+    # the same tokenizer texts as stages.base_model
+    texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
+    for item in items:
+        texts.append(item.question)
+        if item.family in families:
+            texts.append(families[item.family].reference_solution(item))
+    base = build_tiny_model(data / "base", texts, recipe.model.tiny, seed=recipe.seed)
+    tokenizer = load_tokenizer(str(base))
+    sb = recipe.sandbox
+    with Sandbox(timeout_s=sb.timeout_s, memory_mb=sb.memory_mb, workers=sb.workers, isolation=sb.isolation) as box:
+        teacher = make_teacher(recipe.teacher, families, box, rollout=recipe.rollout)
+        todo, _ = teacher.select([it for it in items if it.pool == "sft"])
+        rows, _ = teacher.generate(todo)
+    trajs, _ = filter_trajectories([Trajectory.from_row(r) for r in rows], recipe.filter, tokenizer)
+    random.Random(0).shuffle(trajs)
+    trajs = trajs[:n_traj]
+    (data / "trajectories.json").write_text(json.dumps([t.to_row() for t in trajs]))
+    lengths = [len(r["input_ids"]) for r in sft_rows(trajs, tokenizer)]
+    masked = sum(sum(r["assistant_masks"]) for r in sft_rows(trajs, tokenizer))
+    return {"n": len(trajs), "tokens": sum(lengths), "trained_tokens": masked, "min": min(lengths),
+            "median": statistics.median(lengths), "max": max(lengths)}
+
+
+# ----------------------------------------------------------------------------------------------- workers
+def worker_sft(data: Path, recipe_name: str, mode: str, pack_length: int, pack_batch: int) -> dict:
+    """One epoch of r1ci's SFT in `mode`; train time from TRL's own train begin/end callbacks."""
+    from transformers import TrainerCallback
+
+    import r1ci_core.sft as sft
+    from r1ci_core.config import load_recipe
+    from r1ci_core.launch import train_sft
+    from r1ci_core.trajectory import Trajectory
+
+    rec: dict = {}
+    mem = _RssPeak()
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            mem.start()
+            rec["t0"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
+            rec["t1"] = time.perf_counter()
+            mem.stop()
+            rec["tokens"], rec["steps"] = int(state.num_input_tokens_seen), int(state.global_step)
+
+    sft.mlflow_callback = Timer  # the bench's only hook: r1ci's SFT path is otherwise untouched
+    recipe = load_recipe(recipe_name).with_overrides(sft_overrides(mode, pack_length, pack_batch))
+    trajs = [Trajectory.from_row(r) for r in json.loads((data / "trajectories.json").read_text())]
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = train_sft(recipe, trajs, str(data / "base"), Path(tmp) / "out", Path(tmp) / "work")
+    train_s = rec["t1"] - rec["t0"]
+    return {"mode": mode, "tokens": rec["tokens"], "steps": rec["steps"], "train_s": train_s,
+            "tokens_per_s": rec["tokens"] / train_s, "peak_rss_mb": mem.peak_mb,
+            "rss_growth_mb": mem.peak_mb - mem.start_mb, "train_loss": figures["train_loss"]}
+
+
+def worker_grpo(recipe_name: str, steps: int) -> dict:
+    """`steps` GRPO steps through r1ci's `train_grpo`; per step: rollout (generate / execute) and the rest."""
+    from transformers import TrainerCallback
+
+    import r1ci_core.grpo as grpo
+    import r1ci_core.rollout as rollout
+    from r1ci_core.config import load_recipe
+    from r1ci_core.rollout.tiny import TINY_SHAPE, make_tiny_policy, sample_items
+    from r1ci_core.sandbox import Sandbox
+
+    recipe = load_recipe(recipe_name).with_overrides({"grpo.max_steps": steps, "grpo.save_strategy": "no",
+                                                      "grpo.logging_steps": 1})
+    steps_log: list[dict] = []
+    calls: list[dict] = []
+    real_run_rollouts = rollout.run_rollouts
+
+    def timed_run_rollouts(*args, **kwargs):  # noqa: ANN002, ANN003
+        t0 = time.perf_counter()
+        trajs = real_run_rollouts(*args, **kwargs)
+        calls.append({"wall_s": time.perf_counter() - t0, "gen_s": sum(t.gen_time_s for t in trajs),
+                      "exec_s": sum(t.exec_time_s for t in trajs), "n": len(trajs),
+                      "policy_tokens": sum(sum(t.mask[t.prompt_len:]) for t in trajs),
+                      "code_calls": sum(t.n_code_calls for t in trajs)})
+        return trajs
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0, self.n_calls = time.perf_counter(), len(calls)
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            mine = calls[self.n_calls:]
+            steps_log.append({"step_s": time.perf_counter() - self.t0,
+                              **{k: sum(c[k] for c in mine) for k in ("wall_s", "gen_s", "exec_s", "n",
+                                                                         "policy_tokens", "code_calls")}})
+
+    rollout.run_rollouts = timed_run_rollouts  # picked up by grpo.make_rollout_func
+    grpo.mlflow_callback = StepTimer
+    items = sample_items(12, seed=0)
+    sb = recipe.sandbox
+    with tempfile.TemporaryDirectory() as tmp, \
+            Sandbox(timeout_s=sb.timeout_s, memory_mb=sb.memory_mb, workers=sb.workers, isolation=sb.isolation) as box:
+        make_tiny_policy(Path(tmp) / "policy", items, n_teach=3, steps=100)
+        grpo.train_grpo(recipe, items, str(Path(tmp) / "policy"), Path(tmp) / "out", Path(tmp) / "work", box)
+    shape = TINY_SHAPE
+    return {"steps": steps_log, "model": f"hidden {shape.hidden_size}, {shape.num_hidden_layers} layers",
+            "completions_per_step": int(recipe.grpo.get("per_device_train_batch_size", 8))}
+
+
+def _run_worker(argv: list[str], threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run([sys.executable, __file__, *argv, "--threads", str(threads)], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"worker {argv[:2]} failed (exit {out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
+    return json.loads(lines[-1])
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="tiny")
+    ap.add_argument("--trajectories", type=int, default=160, help="SFT trajectories per epoch (a shuffled subset)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
+    ap.add_argument("--modes", default="padded,packed", help=f"comma list of {','.join(MODES)}")
+    ap.add_argument("--pack-length", type=int, default=512, help="packed row length (sft.max_length)")
+    ap.add_argument("--pack-batch", type=int, default=4, help="packed rows per step")
+    ap.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps (the first is a warm-up); 0 skips")
+    ap.add_argument("--worker", choices=["sft", "grpo"], help=argparse.SUPPRESS)
+    ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    _quiet(args.threads)
+    if args.worker == "sft":
+        print(json.dumps(worker_sft(Path(args.data), args.recipe, args.mode, args.pack_length, args.pack_batch)))
+        return
+    if args.worker == "grpo":
+        print(json.dumps(worker_grpo(args.recipe, args.grpo_steps)))
+        return
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "padded" not in modes or not ({"packed", "padding_free"} & set(modes)):
+        raise SystemExit("--modes needs padded and at least one of packed, padding_free")
+    for m in modes:
+        sft_overrides(m, args.pack_length, args.pack_batch)  # validates the name
+    common = ["--recipe", args.recipe, "--pack-length", str(args.pack_length), "--pack-batch", str(args.pack_batch)]
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        stats = prepare(data, args.recipe, args.trajectories)
+        runs: dict[str, list[dict]] = {m: [] for m in modes}
+        for rep in range(args.repeats):
+            order = modes if rep % 2 == 0 else modes[::-1]
+            for m in order:
+                runs[m].append(_run_worker(["--worker", "sft", "--mode", m, "--data", str(data), *common],
+                                           args.threads))
+    grpo = _run_worker(["--worker", "grpo", "--recipe", args.recipe, "--grpo-steps", str(args.grpo_steps)],
+                       args.threads) if args.grpo_steps > 0 else None
+
+    def med(m: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[m])
+
+    ratios = {m: [runs[m][i]["tokens_per_s"] / runs["padded"][i]["tokens_per_s"] for i in range(args.repeats)]
+              for m in modes}
+    headline = "packed" if "packed" in modes else "padding_free"
+    speedup = statistics.median(ratios[headline])
+
+    print(f"SFT: {stats['n']} reference-teacher trajectories of recipe {args.recipe!r} ({stats['tokens']} tokens, "
+          f"{stats['trained_tokens']} trained; length min/median/max {stats['min']}/{stats['median']:.0f}/"
+          f"{stats['max']}), one epoch, {args.repeats} repeats (median), torch threads={args.threads}, CPU")
+    header = (f"{'mode':<14}{'batch':>16}{'steps':>7}{'tokens':>8}{'tokens/s':>10}{'x padded':>10}"
+              f"{'peak RSS MB':>13}{'RSS +MB':>9}{'loss':>8}")
+    print(header)
+    print("-" * len(header))
+    bs = load_bs(args.recipe)
+    for m in modes:
+        batch = {"padded": f"{bs} padded rows", "packed": f"{args.pack_batch} x {args.pack_length} tok",
+                 "padding_free": f"{bs} in 1 row", "packed_masked": f"{args.pack_batch} x {args.pack_length} tok"}[m]
+        print(f"{m:<14}{batch:>16}{runs[m][0]['steps']:>7d}{runs[m][0]['tokens']:>8d}{med(m, 'tokens_per_s'):>10.0f}"
+              f"{statistics.median(ratios[m]):>10.2f}{med(m, 'peak_rss_mb'):>13.0f}{med(m, 'rss_growth_mb'):>9.0f}"
+              f"{med(m, 'train_loss'):>8.3f}")
+    print("per-repeat tokens/s: " + "; ".join(f"{m} " + ", ".join(f"{r['tokens_per_s']:.0f}" for r in runs[m])
+                                              for m in modes))
+    print(f"{headline}/padded tokens/s: {speedup:.2f}x (goal >= 1.5x); per repeat: "
+          + ", ".join(f"{x:.2f}" for x in ratios[headline]))
+
+    out = {"metric": "sft_packed_speedup", "value": round(speedup, 3), "goal": 1.5, "headline_mode": headline,
+           "device": "cpu", "threads": args.threads, "repeats": args.repeats, "trajectories": stats["n"],
+           "tokens_per_epoch": stats["tokens"], "pack_length": args.pack_length, "pack_batch": args.pack_batch,
+           "per_repeat_ratios": {m: [round(x, 3) for x in ratios[m]] for m in modes if m != "padded"}}
+    for m in modes:
+        out[f"{m}_tokens_per_s"] = round(med(m, "tokens_per_s"), 1)
+        out[f"{m}_peak_rss_mb"] = round(med(m, "peak_rss_mb"), 1)
+        out[f"{m}_rss_growth_mb"] = round(med(m, "rss_growth_mb"), 1)
+    if grpo:
+        warm = grpo["steps"][1:] or grpo["steps"]
+        g = {k: statistics.median(s[k] for s in warm) for k in warm[0]}
+        opt = g["step_s"] - g["wall_s"]
+        print(f"GRPO step (policy {grpo['model']}, {int(g['n'])} completions, {int(g['policy_tokens'])} policy tokens, "
+              f"{int(g['code_calls'])} code calls; median of {len(warm)} steps after a warm-up):")
+        print(f"  step {g['step_s']:.2f}s = rollout {g['wall_s']:.2f}s [generation {g['gen_s']:.2f}s, execution "
+              f"{g['exec_s']:.2f}s (overlaps generation)] + optimisation {opt:.2f}s (rewards, reference "
+              f"log-probs, loss, backward, optimizer)")
+        out.update({"grpo_step_s": round(g["step_s"], 3), "grpo_rollout_s": round(g["wall_s"], 3),
+                    "grpo_generation_s": round(g["gen_s"], 3), "grpo_execution_s": round(g["exec_s"], 3),
+                    "grpo_optimisation_s": round(opt, 3), "grpo_completions": int(g["n"])})
+    print(f"total bench time {time.perf_counter() - t_start:.0f}s")
+    print(json.dumps(out))
+
+
+def load_bs(recipe_name: str) -> int:
+    from r1ci_core.config import load_recipe
+
+    return int(load_recipe(recipe_name).sft.get("per_device_train_batch_size", 8))
+
+
+if __name__ == "__main__":
+    main()
