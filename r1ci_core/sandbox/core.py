@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -39,6 +41,8 @@ class Sandbox:
         self._pool: WarmPool | None = None
         self._mode: str | None = None
         self._closed = False
+        self._pid = os.getpid()
+        _live.add(self)
         self._rng = random.Random(s.effective_fail_seed())
         self._rng_lock = threading.Lock()
         self._fail_rate = s.effective_fail_rate()
@@ -63,7 +67,20 @@ class Sandbox:
         """'warm', 'cold' or 'plain' (isolation none); resolved by the first run."""
         return self._ensure_started()
 
+    def _after_fork_in_child(self) -> None:
+        """A forked copy of the caller must not share the parent's executors (their reader threads
+        did not survive the fork): drop our copies of their pipes, start anew on the next run."""
+        self._lock = threading.Lock()
+        self._rng_lock = threading.Lock()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.forget()
+            self._mode = None
+        self._pid = os.getpid()
+
     def _ensure_started(self) -> str:
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
         if self._mode is not None:
             return self._mode
         with self._lock:
@@ -161,13 +178,26 @@ class Sandbox:
 
 
 def _euid() -> int:
-    import os
-
     return os.geteuid()
 
 
 _default: Sandbox | None = None
 _default_lock = threading.Lock()
+_live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+    iso._probe_lock = threading.Lock()
+    for sb in list(_live):
+        try:
+            sb._after_fork_in_child()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def default_sandbox() -> Sandbox:

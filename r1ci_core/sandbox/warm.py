@@ -38,6 +38,9 @@ EXIT_MSG = struct.Struct("<Ii")
 LITE, SCI = 0, 1
 
 
+_FORGOTTEN: list = []  # pools inherited through fork(): kept alive, never finalised (see forget)
+
+
 class WorkerDied(Exception):
     pass
 
@@ -77,6 +80,7 @@ class _Worker:
         self.error: str | None = None
         self.info: dict = {}
         self.inner_pid: int | None = None
+        self.stderr_fd: int | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._lock = threading.Lock()
 
@@ -113,6 +117,7 @@ class _Worker:
             for fd in data_fds:
                 os.close(fd)
         self.sock = parent
+        self.stderr_fd = self.proc.stderr.fileno() if self.proc.stderr is not None else None
         threading.Thread(target=self._read_info, args=(info_r,), daemon=True,
                          name=f"sandbox-info-{self.index}").start()
         threading.Thread(target=self._read_stderr, daemon=True, name=f"sandbox-err-{self.index}").start()
@@ -451,6 +456,31 @@ class WarmPool:
             w.kill(graceful=True)
         for spare in idle:
             spare.close_fds()
+
+    def forget(self) -> None:
+        """In a forked child: close our copies of every pipe and socket without telling anyone
+        (the parent still owns the workers).  Only raw descriptors are closed: locks inside the
+        file objects may have been held by the parent's reader threads at the fork, so those
+        objects are kept referenced for ever and never finalised."""
+        _FORGOTTEN.append(self)
+        self.closed = True
+        fds: set[int] = set()
+        for q in self._idle.values():
+            for sp in q:
+                fds.update((sp.code_w, sp.out_r, sp.err_r, sp.ready_r, sp.st_r))
+        for w in self._workers:
+            for sp in list(w.spares.values()):
+                fds.update((sp.code_w, sp.out_r, sp.err_r, sp.ready_r, sp.st_r))
+            if w.sock is not None:
+                fds.add(w.sock.detach())
+            if w.stderr_fd is not None:
+                fds.add(w.stderr_fd)
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def describe(self) -> dict:
         return {"workers": [w.info for w in self._workers], "isolation": self.isolation, "mode": "warm"}

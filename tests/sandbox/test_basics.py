@@ -210,3 +210,23 @@ def test_unshare_isolation(unshare_sb):
     assert r.exit_code == 1 and "unreachable" in r.stderr
     r = unshare_sb.run("open('/usr/evil', 'w')")
     assert r.exit_code == 1 and ("Read-only" in r.stderr or "Permission" in r.stderr)
+
+
+def test_forked_caller_gets_its_own_executors(sb):
+    import os
+
+    assert sb.run("print(1)").stdout == "1\n"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            res = sb.run("print(2)")
+            os.write(w, (res.stdout or repr(res.infra_error)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    got = os.read(r, 1000)
+    os.close(r)
+    assert got == b"2\n"
+    assert sb.run("print(3)").stdout == "3\n"  # the parent's executors are untouched
