@@ -125,7 +125,8 @@ class JsonlTask(Task):
 
 
 def _problem(path: Path, line: int, msg: str) -> ValueError:
-    return ValueError(f"{path}:{line}: {msg}")
+    return ValueError(f"{path}:{line}: {msg} (fix that line: one JSON object per line with question, answer, "
+                      "scorer)")
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -134,7 +135,14 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"custom task file {str(path)!r} does not exist (from `custom_tasks` / {CUSTOM_ENV})")
     rows = []
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}): save the file as UTF-8 "
+                         "JSON lines") from None
+    for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         try:
