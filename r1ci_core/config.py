@@ -195,7 +195,27 @@ def _validate(data: dict[str, Any], where: str) -> Recipe:
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise RecipeError(f"{where}: {loc}: {first['msg']} (fix the recipe key {loc!r})") from None
+        if first["type"] == "extra_forbidden":
+            raise RecipeError(f"{where}: unknown key {loc!r} ({_key_hint(first['loc'])})") from None
+        got = repr(first.get("input"))
+        got = f"; got {got[:60]}" if first["type"] not in ("missing",) and len(got) <= 60 else ""
+        raise RecipeError(f"{where}: {loc}: {first['msg']}{got} (fix the recipe key {loc!r})") from None
+
+
+def _key_hint(loc: tuple[Any, ...]) -> str:
+    """'did you mean ...' and the valid keys of the section holding the unknown key `loc`."""
+    import difflib
+
+    model: Any = Recipe
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = getattr(field, "annotation", None) if field else None
+        if not isinstance(model, type) or not issubclass(model, BaseModel):
+            return "remove or rename it"
+    valid = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    section = ".".join(str(p) for p in loc[:-1]) or "the recipe"
+    return (f"did you mean {close[0]!r}? " if close else "") + f"valid keys of {section}: {', '.join(valid)}"
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -221,9 +241,15 @@ def load_recipe(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise RecipeError(f"recipe {path} is not valid YAML: {err}".splitlines()[0]) from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RecipeError(f"recipe {path} is not valid YAML{where}: {problem} (fix the YAML syntax there)") from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise RecipeError(f"recipe {path} cannot be read ({err}): give a UTF-8 YAML file") from None
     if not isinstance(data, dict):
-        raise RecipeError(f"recipe {path} must be a mapping of sections, got {type(data).__name__}")
+        raise RecipeError(f"recipe {path} must be a mapping of sections, got a {type(data).__name__} "
+                          "(write `section:` lines with `key: value` under them, as in recipes/tiny.yaml)")
     data.setdefault("name", path.stem)
     recipe = _validate(data, f"recipe {path}")
     return recipe.with_overrides(overrides) if overrides else recipe

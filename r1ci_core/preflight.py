@@ -10,6 +10,8 @@ also run without the CLI); here they fail in a second instead of after an hour o
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import errno
 import json
 import os
@@ -157,6 +159,13 @@ def check_training_sections(recipe: Recipe) -> None:
                 ("sft", SFTConfig, recipe.sft, ("lora",), SFT_DEFAULTS),
                 ("grpo", GRPOConfig, recipe.grpo, ("rewards",), grpo_defaults)):
             section = {k: v for k, v in section.items() if k not in drop}
+            known = {f.name for f in dataclasses.fields(cls)}
+            for key in section:
+                if key not in known:
+                    close = difflib.get_close_matches(key, sorted(known), n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise RecipeError(f"recipe {name}: unknown key {key!r} ({hint}the keys of this section are "
+                                      f"trl.{cls.__name__} fields)")
             extra: dict[str, Any] = {**defaults, "seed": recipe.seed, "use_cpu": True}
             trl_config(cls, section, name, Path(tmp), **extra)
     rewards = recipe.grpo.get("rewards")
