@@ -366,13 +366,16 @@ class WarmPool:
     def _take(self, kind: int, timeout: float) -> _Spare | None:
         other = SCI if kind == LITE else LITE
         deadline = time.monotonic() + timeout
+        borrow_after = time.monotonic() + 0.05
         with self._cond:
             while True:
                 if self.closed:
                     return None
                 spare = self._pick(self._idle[kind])
-                if spare is None and kind == LITE:
-                    spare = self._pick(self._idle[other])  # a preloaded executor runs anything
+                if spare is None and kind == LITE and time.monotonic() > borrow_after:
+                    # a preloaded executor runs anything, but costs more (bigger process): only
+                    # when no light one came free for a while
+                    spare = self._pick(self._idle[other])
                 left = deadline - time.monotonic()
                 if spare is None and left <= 0:
                     spare = self._pick(self._idle[other])
@@ -381,7 +384,7 @@ class WarmPool:
                 if spare is not None:
                     spare.taken = True
                     return spare
-                self._cond.wait(min(left, 0.05))
+                self._cond.wait(min(left, 0.01))
 
     # ------------------------------------------------------------------ one call
     def run(self, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
