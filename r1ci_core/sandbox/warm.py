@@ -111,6 +111,10 @@ class _Worker:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=fds, env=env, cwd="/", start_new_session=True, **iso.popen_user_kwargs(s))
+        except BaseException:
+            os.close(info_r)
+            parent.close()
+            raise
         finally:
             child.close()
             os.close(info_w)
@@ -139,10 +143,18 @@ class _Worker:
 
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
-            text = line.decode("utf-8", "replace").rstrip()
-            self.stderr_tail.append(text)
-            log.debug("sandbox worker %d: %s", self.index, text)
+        try:
+            for line in self.proc.stderr:
+                text = line.decode("utf-8", "replace").rstrip()
+                self.stderr_tail.append(text)
+                log.debug("sandbox worker %d: %s", self.index, text)
+        except (OSError, ValueError):
+            pass
+        if not _FORGOTTEN or self.pool not in _FORGOTTEN:
+            try:
+                self.proc.stderr.close()
+            except OSError:
+                pass
 
     def _read_ctrl(self) -> None:
         sock = self.sock
@@ -201,6 +213,11 @@ class _Worker:
             if not spare.taken and self.pool._discard_spare(spare):
                 spare.close_fds()
             spare.done.set()
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         self.pool._worker_died(self)
 
     def send(self, kind: bytes, sid: int) -> None:
@@ -348,6 +365,8 @@ class WarmPool:
         for sp in list(q):
             if sp.st_r in readable:  # its status is already there: it died before use
                 q.remove(sp)
+                with sp.worker._lock:
+                    sp.worker.spares.pop(sp.sid, None)
                 try:
                     os.set_blocking(sp.err_r, False)
                     why = os.read(sp.err_r, 4096).decode("utf-8", "replace").strip()[-800:]
