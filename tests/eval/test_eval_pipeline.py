@@ -291,7 +291,7 @@ def test_html_report_renders_in_headless_chromium(evaluated, tmp_path):
     html_path = Path(result.metadata["html_path"])
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000"]
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,4000"]
     dom = subprocess.run(flags + ["--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     parser = _Collect()
@@ -309,12 +309,13 @@ def test_html_report_renders_in_headless_chromium(evaluated, tmp_path):
                          timeout=120)
     assert out.returncode == 0 and shot.is_file(), out.stderr[-2000:]
     pixels = image.imread(str(shot))[..., :3]
-    assert pixels.shape[:2] == (2000, 1200)
-    # table borders/text near the top, and coloured plot bars further down (not a blank page)
+    assert pixels.shape[:2] == (4000, 1200)
+    # table borders/text near the top, and coloured plot marks (bars, lines, markers, legends) further down;
+    # counted in pixels, since how many bars are drawn depends on the accuracies
     top = pixels[:400]
     assert (top.mean(axis=2) < 0.5).mean() > 0.003
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
-    assert (saturation[400:] > 0.3).mean() > 0.002
+    assert (saturation[400:] > 0.3).sum() > 2000
     assert float(np.std(pixels)) > 0.05
 
 
