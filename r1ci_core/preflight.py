@@ -130,7 +130,7 @@ def check_data_dir(root: Path) -> None:
     except OSError as err:
         fixes = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable",
                  errno.EPERM: "is not writable", errno.ENOSPC: "is on a full disk", errno.EDQUOT: "is over quota",
-                 errno.ENOTDIR: "is not a folder"}
+                 errno.ENOTDIR: "is not a folder", errno.EEXIST: "is a file, not a folder"}
         what = fixes.get(err.errno, f"cannot be written ({err.strerror or err})")
         raise RecipeError(f"data folder {root} {what}: set R1CI_DATA_DIR to a writable folder with free space") from None
 
