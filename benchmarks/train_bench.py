@@ -1,7 +1,7 @@
 """Training speed on CPU: SFT padded (TRL's default) vs packed, and one GRPO step split by phase.
 
-    python benchmarks/train_bench.py [--trajectories 160] [--repeats 3] [--threads 1]
-                                     [--modes padded,packed] [--pack-length 512] [--pack-batch 4]
+    python benchmarks/train_bench.py [--trajectories 160] [--repeats 3] [--threads 1] [--pack-length 1024]
+                                     [--pack-batch 2] [--modes padded,packed,padding_free,packed_masked]
 
 Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_speedup", ...}.
 
@@ -255,9 +255,11 @@ def main() -> None:
     ap.add_argument("--trajectories", type=int, default=160, help="SFT trajectories per epoch (a shuffled subset)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
-    ap.add_argument("--modes", default="padded,packed", help=f"comma list of {','.join(MODES)}")
-    ap.add_argument("--pack-length", type=int, default=512, help="packed row length (sft.max_length)")
-    ap.add_argument("--pack-batch", type=int, default=4, help="packed rows per step")
+    ap.add_argument("--modes", default="padded,packed,padding_free,packed_masked",
+                    help=f"comma list of {','.join(MODES)}")
+    ap.add_argument("--pack-length", type=int, default=1024,
+                    help="packed row length (sft.max_length; >= filter.max_tokens, so bfd truncates nothing)")
+    ap.add_argument("--pack-batch", type=int, default=2, help="packed rows per step")
     ap.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps (the first is a warm-up); 0 skips")
     ap.add_argument("--worker", choices=["sft", "grpo"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
