@@ -147,6 +147,22 @@ class FilterConfig(_Section):
     seed: int = 0
 
 
+class CurriculumConfig(_Section):
+    """GRPO curriculum (see `r1ci_core.curriculum`): families by improvement potential 4p(1-p), in stages.
+
+    `task_difficulty` samples the SFT model `samples_per_family` times per training family (over up to
+    `questions_per_family` GRPO questions) for its pass rate p; GRPO then trains stage by stage, from high to
+    low potential, each stage on its own families for `stage_steps` steps (empty = grpo.max_steps shared evenly).
+    """
+
+    enabled: bool = False
+    samples_per_family: PositiveInt = Field(default=20, description="k: samples per family (paper: 20)")
+    questions_per_family: PositiveInt = 5
+    n_stages: PositiveInt = Field(default=4, description="stages, high potential first (paper: 4)")
+    stage_steps: list[PositiveInt] = Field(default_factory=list)
+    temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
+
+
 class EvalConfig(_Section):
     checkpoints: list[str] = Field(default_factory=lambda: ["base", "sft", "grpo"])
     modes: list[Literal["autonomous", "text_only", "code_first"]] = Field(default_factory=lambda: ["autonomous"])
@@ -172,6 +188,7 @@ class Recipe(_Section):
     filter: FilterConfig = FilterConfig()
     sft: dict[str, Any] = Field(default_factory=dict)
     grpo: dict[str, Any] = Field(default_factory=dict)
+    curriculum: CurriculumConfig = CurriculumConfig()
     eval: EvalConfig = EvalConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
