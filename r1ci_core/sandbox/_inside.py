@@ -962,4 +962,5 @@ def plain_main(cfg):
 
 if __name__ == "__main__":
     _role, _cfg = sys.argv[1], json.loads(sys.argv[2])
+    sys.path[0:0] = _cfg.get("sys_path", [])
     {"hub": hub_main, "cold": cold_main, "plain": plain_main}[_role](_cfg)

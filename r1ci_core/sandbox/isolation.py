@@ -69,7 +69,7 @@ def python_binds(s: SandboxSettings) -> list[str]:
         root = os.path.dirname(os.path.dirname(p))
         if not (root == "/usr" or root.startswith("/usr/")) and root not in out and root != "/":
             out.append(root)
-    return out + [p for p in s.ro_binds if p not in out]
+    return out + [p for p in (*s.python_path, *s.ro_binds) if p not in out]
 
 
 def drops_privileges() -> bool:
@@ -144,6 +144,7 @@ def bwrap_argv(s: SandboxSettings, role: str, cfg: dict, *, info_fd: int, data: 
 
 
 def python_argv(s: SandboxSettings, role: str, cfg: dict) -> list[str]:
+    cfg = {**cfg, "sys_path": list(s.python_path)}
     return [s.python, "-I", "-B", "-c", INSIDE_SRC, role, json.dumps(cfg)]
 
 

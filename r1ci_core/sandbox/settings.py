@@ -46,6 +46,8 @@ class SandboxSettings:
         "operator", "datetime", "time", "array")
     """Standard-library modules every warm executor has imported already (each costs a cold
     interpreter milliseconds to import; a fork of a process that has them costs a little more)."""
+    python_path: tuple[str, ...] = ()
+    """Extra import folders (made visible read-only, put first on ``sys.path``)."""
     ro_binds: tuple[str, ...] = ()
     """Extra host paths made visible read-only at the same place (e.g. a venv or data folder)."""
     env: Mapping[str, str] = field(default_factory=dict)
@@ -95,9 +97,15 @@ class SandboxSettings:
             raise ValueError("cpu_time_s must be positive")
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
+        for p in (*self.python_path, *self.ro_binds):
+            if not str(p).startswith("/") or any(str(p) == t or str(p).startswith(t + "/")
+                                                 for t in ("/tmp", "/dev", "/proc")):
+                raise ValueError(f"{p!r}: read-only binds must be absolute and outside /tmp, /dev and /proc "
+                                 "(those are the sandbox's own)")
         object.__setattr__(self, "preload", tuple(self.preload))
         object.__setattr__(self, "preload_stdlib", tuple(self.preload_stdlib))
         object.__setattr__(self, "ro_binds", tuple(self.ro_binds))
+        object.__setattr__(self, "python_path", tuple(self.python_path))
         object.__setattr__(self, "env", dict(self.env))
 
     @classmethod

@@ -230,3 +230,28 @@ def test_forked_caller_gets_its_own_executors(sb):
     os.close(r)
     assert got == b"2\n"
     assert sb.run("print(3)").stdout == "3\n"  # the parent's executors are untouched
+
+
+def test_configurable_packages_env_and_interpreter():
+    import os
+    import shutil
+    import tempfile
+
+    with pytest.raises(ValueError, match="outside /tmp"):
+        SandboxSettings(python_path=("/tmp/pkgs",))
+    d = tempfile.mkdtemp(prefix="r1ci-sbx-pkg-", dir="/var/tmp")
+    try:
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "helper_mod.py"), "w") as f:
+            f.write("def answer():\n    return 42\n")
+        os.chmod(os.path.join(d, "helper_mod.py"), 0o644)
+        for mode in ("warm", "cold"):
+            with Sandbox(isolation="bwrap", mode=mode, workers=1, preload=("math",), python_path=(d,),
+                         env={"TASK_SEED": "7"}) as box:
+                r = box.run("import helper_mod, os, sys\n"
+                            "print(helper_mod.answer(), os.environ['TASK_SEED'], sys.executable)")
+                assert r.stdout == "42 7 /usr/bin/python3\n", r
+                r = box.run("import os; print(sum(1 for l in open('/proc/self/mountinfo') if l.split()[4] == '/tmp'))")
+                assert r.stdout == "1\n"  # one scratch, never a pile of old ones
+    finally:
+        shutil.rmtree(d)
