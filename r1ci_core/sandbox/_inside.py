@@ -26,6 +26,7 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
 """
 
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -504,6 +505,11 @@ class Slot:
         ready_r, ready_w = os.pipe()
         st_r, st_w = os.pipe()
         done_r, done_w = os.pipe()
+        for fd in (out_w, err_w):  # room for a program's whole output while the host sleeps
+            try:
+                fcntl.fcntl(fd, 1031, 256 << 10)  # F_SETPIPE_SZ
+            except OSError:
+                pass
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()

@@ -43,19 +43,76 @@ def write_request(fd: int, header: bytes, code: bytes) -> None:
 
 
 def pump(out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: int,
-         kill: Callable[[str], None], close: bool = True) -> Pumped:
+         kill: Callable[[str], None], close: bool = True, lazy: bool = False) -> Pumped:
     """Collect until every pipe is at EOF.  ``kill(reason)`` is called once, on timeout or on
-    output beyond ``cap`` bytes in a stream; afterwards the data is drained and dropped."""
+    output beyond ``cap`` bytes in a stream; afterwards the data is drained and dropped.
+
+    ``lazy`` (needs ``st_fd``): sleep on the status pipe only and pick the output up when the
+    status comes (one wake-up per call instead of three), looking at stdout/stderr on a backing-off
+    tick meanwhile; a program that does write while running switches to watching every pipe."""
     res = Pumped()
     bufs = {out_fd: res.out, err_fd: res.err}
     poller = select.poll()
     live = {out_fd, err_fd}
+    watched: set[int] = set()
     if st_fd is not None:
         live.add(st_fd)
-    for fd in live:
-        poller.register(fd, select.POLLIN)
+    lazy = lazy and st_fd is not None
+
+    def watch(fds) -> None:
+        for fd in fds:
+            if fd in live and fd not in watched:
+                poller.register(fd, select.POLLIN)
+                watched.add(fd)
+
+    def eof(fd: int) -> None:
+        live.discard(fd)
+        if fd in watched:
+            poller.unregister(fd)
+            watched.discard(fd)
+
+    def take(fd: int, data: bytes) -> None:
+        nonlocal grace_until
+        if fd == st_fd:
+            res.status += data
+            if res.status_complete and grace_until is None:
+                grace_until = time.monotonic() + KILL_GRACE_S
+            return
+        buf = bufs[fd]
+        room = cap - len(buf)
+        if room >= len(data):
+            buf += data
+            return
+        if room > 0:
+            buf += data[:room]
+        res.truncated = True
+        if res.killed_for is None and grace_until is None:
+            res.killed_for = "output"
+            kill("output")
+            grace_until = time.monotonic() + KILL_GRACE_S
+
+    def drain(fd: int) -> bool:
+        got = False
+        while fd in live:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                eof(fd)
+                break
+            got = True
+            take(fd, data)
+        return got
+
     grace_until: float | None = None
-    read = os.read
+    if lazy:
+        for fd in (out_fd, err_fd):
+            os.set_blocking(fd, False)
+        watch([st_fd])
+        tick = 0.002
+    else:
+        watch(live)
     while live:
         now = time.monotonic()
         if res.killed_for is None and grace_until is None and now >= deadline:
@@ -63,35 +120,35 @@ def pump(out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: i
             kill("timeout")
             grace_until = now + KILL_GRACE_S
         if grace_until is not None:
+            if lazy:  # status there (or a kill sent): from now on wait for every pipe's EOF
+                lazy = False
+                watch(live)
+                for fd in (out_fd, err_fd):
+                    drain(fd)
+                continue
             if now >= grace_until:
                 res.hung = True
                 break
             wait = grace_until - now
         else:
             wait = deadline - now
-        for fd, _ev in poller.poll(max(0.0, wait) * 1000.0 + 0.5):
-            data = read(fd, 1 << 16)
+        if lazy:
+            wait = min(wait, tick)
+        events = poller.poll(max(0.0, wait) * 1000.0 + 0.5)
+        for fd, _ev in events:
+            if fd in watched and fd in (out_fd, err_fd) and os.get_blocking(fd) is False:
+                drain(fd)
+                continue
+            data = os.read(fd, 1 << 16)
             if not data:
-                poller.unregister(fd)
-                live.discard(fd)
-                continue
-            if fd == st_fd:
-                res.status += data
-                if res.status_complete and grace_until is None:
-                    grace_until = time.monotonic() + KILL_GRACE_S
-                continue
-            buf = bufs[fd]
-            room = cap - len(buf)
-            if room >= len(data):
-                buf += data
-                continue
-            if room > 0:
-                buf += data[:room]
-            res.truncated = True
-            if res.killed_for is None and grace_until is None:
-                res.killed_for = "output"
-                kill("output")
-                grace_until = time.monotonic() + KILL_GRACE_S
+                eof(fd)
+            else:
+                take(fd, data)
+        if lazy and not events:  # a tick: has the running program written anything?
+            if drain(out_fd) | drain(err_fd):
+                lazy = False
+                watch(live)
+            tick = min(tick * 2, 0.05)
     for fd in (out_fd, err_fd, st_fd) if close else ():
         if fd is not None:
             try:

@@ -427,7 +427,7 @@ class WarmPool:
         def kill(_reason: str) -> None:
             spare.worker.send(b"K", spare.sid)
 
-        res = pump(spare.out_r, spare.err_r, spare.st_r, deadline=deadline, cap=cap, kill=kill)
+        res = pump(spare.out_r, spare.err_r, spare.st_r, deadline=deadline, cap=cap, kill=kill, lazy=True)
         try:
             ready = os.read(spare.ready_r, 16) if res.status_complete else b""
         except OSError:
