@@ -145,13 +145,17 @@ def check_training_sections(recipe: Recipe) -> None:
     """Keys and values of `sft` / `grpo` as `trl.SFTConfig` / `trl.GRPOConfig` would take them."""
     if not recipe.sft and not recipe.grpo:
         return
-    from trl import GRPOConfig, SFTConfig
-
-    from .grpo import GRPO_DEFAULTS
-    from .rewards import get_reward_funcs
-    from .sft import SFT_DEFAULTS
-    from .training import trl_config
-
+    try:
+        from trl import GRPOConfig, SFTConfig
+    except ImportError:  # the training stages will say what is missing
+        return
+    try:  # the stages' own defaults, so values are judged as training will see them
+        from .grpo import GRPO_DEFAULTS
+        from .sft import SFT_DEFAULTS
+        from .training import trl_config
+    except ImportError:
+        trl_config = None
+        GRPO_DEFAULTS = SFT_DEFAULTS = {}
     grpo_defaults = {**GRPO_DEFAULTS, "max_completion_length": recipe.rollout.max_new_tokens}
     with tempfile.TemporaryDirectory(prefix="r1ci-preflight-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -166,11 +170,16 @@ def check_training_sections(recipe: Recipe) -> None:
                     hint = f"did you mean {close[0]!r}? " if close else ""
                     raise RecipeError(f"recipe {name}: unknown key {key!r} ({hint}the keys of this section are "
                                       f"trl.{cls.__name__} fields)")
-            extra: dict[str, Any] = {**defaults, "seed": recipe.seed, "use_cpu": True}
-            trl_config(cls, section, name, Path(tmp), **extra)
+            if trl_config is not None:
+                extra: dict[str, Any] = {**defaults, "seed": recipe.seed, "use_cpu": True}
+                trl_config(cls, section, name, Path(tmp), **extra)
     rewards = recipe.grpo.get("rewards")
     if rewards is not None:
         try:
+            from .rewards import get_reward_funcs
+
             get_reward_funcs(list(rewards))
+        except ImportError:
+            pass
         except ValueError as err:
             raise RecipeError(f"recipe grpo.rewards: {err}") from None
