@@ -46,8 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rc, tail = _run_streaming(cmd, env)
     if rc == 0:
         return 0
-    if rc in (130, -2):
-        raise KeyboardInterrupt
+    if rc in (130, -2) or "DagsterExecutionInterruptedError" in tail:
+        raise KeyboardInterrupt  # Ctrl-C reached Dagster (it exits 1 then): say so, not "failed"
     if rc < 0:
         raise PipelineError(f"the Dagster process was killed by signal {-rc} (out of memory?): re-run the same "
                             "command to resume from the finished shards and checkpoints")
