@@ -87,7 +87,7 @@ def asset_run(
 ) -> Iterator[Any]:
     """An MLflow run for one asset materialisation, tagged with the Dagster run and upstream runs.
 
-    On an exception the run ends FAILED (KILLED on KeyboardInterrupt); a process killed outright leaves
+    On an exception the run ends FAILED (KILLED on Ctrl-C / Dagster's interrupt); a process killed outright leaves
     it RUNNING, and `close_stale_runs` marks it KILLED on the next attempt, whose run lists the killed
     run ids in the `r1ci.replaces` tag.
     """
@@ -112,14 +112,16 @@ def asset_run(
         if params:
             mlflow.log_params(_flatten(params))
         yield run
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run("FAILED")
+    except BaseException as err:
+        mlflow.end_run("KILLED" if _interrupted(err) else "FAILED")
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Ctrl-C, a termination request, or Dagster's own form of them (it raises its interrupt in the step)."""
+    return isinstance(err, KeyboardInterrupt | SystemExit) or type(err).__name__ == "DagsterExecutionInterruptedError"
 
 
 def close_stale_runs(experiment_id: str, asset_key: str) -> list[str]:
