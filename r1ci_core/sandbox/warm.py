@@ -403,7 +403,9 @@ class WarmPool:
                 if spare is not None:
                     spare.taken = True
                     return spare
-                self._cond.wait(min(left, 0.01))
+                now = time.monotonic()
+                wake = borrow_after - now if kind == LITE and now < borrow_after else left
+                self._cond.wait(max(0.001, min(left, wake)))  # new spares notify
 
     # ------------------------------------------------------------------ one call
     def run(self, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
