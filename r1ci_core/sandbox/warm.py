@@ -203,7 +203,7 @@ class _Worker:
             self.error = f"sandbox worker exited{': ' + tail if tail else ''}"
         self.dead.set()
         self.ready.set()  # wake anyone waiting for startup
-        self.kill()
+        self.kill(graceful=True)  # its outer process usually exits by itself: let it reap first
         reason = "sandbox closed" if self.pool.closed else f"sandbox worker died ({self.error})"
         with self._lock:
             spares = list(self.spares.values())

@@ -222,6 +222,7 @@ def test_forked_caller_gets_its_own_executors(sb):
         try:
             res = sb.run("print(2)")
             os.write(w, (res.stdout or repr(res.infra_error)).encode())
+            sb.close()  # the child's own executors (the parent's are not ours to stop)
         finally:
             os._exit(0)
     os.close(w)
