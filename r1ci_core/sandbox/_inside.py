@@ -734,15 +734,13 @@ class Hub:
 
         kinds = [0, 1] if self.cfg.get("preload") else [0]
         template_pids = [self.start_template(k) for k in kinds]
-        preloaded = []
-        for kind in kinds:
-            msg = self.templates[kind].recv(65536)
-            if msg[:1] != b"L":
-                raise RuntimeError("template %d failed to start" % kind)
-            if kind == 1:
-                preloaded = json.loads(msg[1:].decode())
+        # Ready as soon as the light template is: the preloading one (numpy, sympy: seconds on a
+        # busy machine) announces itself, and its spares, when it gets there.
+        msg = self.templates[0].recv(65536)
+        if msg[:1] != b"L":
+            raise RuntimeError("template 0 failed to start")
         self.send_host(b"R" + json.dumps({
-            "pid": os.getpid(), "python": sys.version.split()[0], "preloaded": preloaded,
+            "pid": os.getpid(), "python": sys.version.split()[0], "preload": self.cfg.get("preload", []),
             "uid": os.getuid(), "executable": sys.executable, "kinds": kinds,
         }).encode())
         poller = select.poll()
@@ -776,7 +774,7 @@ class Hub:
                     msg, fds, _f, _a = socket.recv_fds(self.templates[kind], 4096, 1)
                     if not msg:
                         os._exit(3)
-                    if msg[:1] == b"E":
+                    if msg[:1] in (b"E", b"L"):  # L: what the preloading template could import
                         self.send_host(msg)
                     elif msg[:1] == b"N" and fds:
                         pid, k = struct.unpack_from("<iB", msg, 1)

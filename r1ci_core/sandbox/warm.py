@@ -188,6 +188,11 @@ class _Worker:
                 elif kind == b"R":
                     self.info = json.loads(msg[1:].decode())
                     self.ready.set()
+                elif kind == b"L":
+                    self.info["preloaded"] = json.loads(msg[1:].decode())
+                    missing = sorted(set(self.s.preload) - set(self.info["preloaded"]))
+                    if missing:
+                        log.warning("sandbox worker %d could not preload %s", self.index, missing)
                 elif kind == b"E":
                     text = msg[1:].decode("utf-8", "replace")
                     self.error = text
@@ -293,7 +298,7 @@ class WarmPool:
             live = [w for w in self._workers if w.ready.is_set() and not w.dead.is_set()]
             if not live:
                 raise WorkerDied("; ".join(sorted({w.error or "did not start in time" for w in self._workers})))
-            preloaded = live[0].info.get("preloaded") or []
+            preloaded = [m for m in settings.preload if m]
             if preloaded:
                 self._sci_re = re.compile(r"\b(?:" + "|".join(re.escape(m.split(".")[0]) for m in preloaded) + r")\b")
             # nested namespaces may be forbidden here: one real run proves the executors work
