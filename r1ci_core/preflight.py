@@ -3,7 +3,7 @@
 `check(recipe, data_root)` raises one error (a `RecipeError` or `OSError`) whose message names the
 problem and the fix in one line: unknown or unavailable task families, a missing BBH folder, malformed
 custom task files, a model that is missing / of another architecture / without a chat template, unknown
-or ill-typed TRL keys in the `sft` / `grpo` sections, unknown GRPO rewards, a data folder that cannot be
+TRL keys in the `sft` / `grpo` sections, unknown GRPO rewards, a data folder that cannot be
 written, an MLflow tracking server that does not answer. The stages check the same things again (they
 also run without the CLI); here they fail in a second instead of after an hour of earlier stages.
 """
@@ -17,9 +17,7 @@ import json
 import os
 import re
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any
 
 from .config import Recipe, RecipeError
 
@@ -142,44 +140,36 @@ def check_tracking(recipe: Recipe) -> None:
 
 
 def check_training_sections(recipe: Recipe) -> None:
-    """Keys and values of `sft` / `grpo` as `trl.SFTConfig` / `trl.GRPOConfig` would take them."""
+    """Keys of `sft` / `grpo`: `trl.SFTConfig` / `trl.GRPOConfig` fields or r1ci's own keys; GRPO reward names.
+
+    (Values are judged by TRL when training starts; building the configs here could refuse what the
+    stages, with their own defaults, accept.)
+    """
     if not recipe.sft and not recipe.grpo:
         return
     try:
         from trl import GRPOConfig, SFTConfig
+
+        from . import grpo as grpo_stage
+        from . import rewards as rewards_mod
+        from . import sft as sft_stage
     except ImportError:  # the training stages will say what is missing
         return
-    try:  # the stages' own defaults, so values are judged as training will see them
-        from .grpo import GRPO_DEFAULTS
-        from .sft import SFT_DEFAULTS
-        from .training import trl_config
-    except ImportError:
-        trl_config = None
-        GRPO_DEFAULTS = SFT_DEFAULTS = {}
-    grpo_defaults = {**GRPO_DEFAULTS, "max_completion_length": recipe.rollout.max_new_tokens}
-    with tempfile.TemporaryDirectory(prefix="r1ci-preflight-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, cls, section, drop, defaults in (
-                ("sft", SFTConfig, recipe.sft, ("lora",), SFT_DEFAULTS),
-                ("grpo", GRPOConfig, recipe.grpo, ("rewards",), grpo_defaults)):
-            section = {k: v for k, v in section.items() if k not in drop}
-            known = {f.name for f in dataclasses.fields(cls)}
-            for key in section:
-                if key not in known:
-                    close = difflib.get_close_matches(key, sorted(known), n=1)
-                    hint = f"did you mean {close[0]!r}? " if close else ""
-                    raise RecipeError(f"recipe {name}: unknown key {key!r} ({hint}the keys of this section are "
-                                      f"trl.{cls.__name__} fields)")
-            if trl_config is not None:
-                extra: dict[str, Any] = {**defaults, "seed": recipe.seed, "use_cpu": True}
-                trl_config(cls, section, name, Path(tmp), **extra)
-    rewards = recipe.grpo.get("rewards")
-    if rewards is not None:
-        try:
-            from .rewards import get_reward_funcs
-
-            get_reward_funcs(list(rewards))
-        except ImportError:
-            pass
-        except ValueError as err:
-            raise RecipeError(f"recipe grpo.rewards: {err}") from None
+    for name, cls, section, own in (
+            ("sft", SFTConfig, recipe.sft, getattr(sft_stage, "R1CI_KEYS", ("lora",))),
+            ("grpo", GRPOConfig, recipe.grpo, getattr(grpo_stage, "R1CI_KEYS", ("rewards",)))):
+        known = {f.name for f in dataclasses.fields(cls)} | set(own)
+        for key in section:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise RecipeError(f"recipe {name}: unknown key {key!r} ({hint}the keys of this section are "
+                                  f"trl.{cls.__name__} fields and {', '.join(own)})")
+    spec = recipe.grpo.get("rewards")
+    if spec is None:
+        return
+    try:
+        names = rewards_mod.reward_spec(spec)[0] if hasattr(rewards_mod, "reward_spec") else list(spec)
+        rewards_mod.get_reward_funcs(names)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe grpo.rewards: {err}") from None
