@@ -1,7 +1,7 @@
 """Training speed on CPU: SFT padded (TRL's default) vs packed, and one GRPO step split by phase.
 
     python benchmarks/train_bench.py [--trajectories 160] [--repeats 3] [--threads 1] [--pack-length 1024]
-                                     [--pack-batch 2] [--modes padded,packed,padding_free,packed_masked]
+                                     [--pack-batch 0] [--modes padded,packed,padding_free,packed_masked]
 
 Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_speedup", ...}.
 
@@ -11,7 +11,8 @@ then the SFT filter), the tiny recipe's base model, one epoch through r1ci's SFT
 
 * padded:        TRL's default (`per_device_train_batch_size` rows, each batch padded to its longest row);
 * packed:        `sft.packing: true` (TRL's best-fit-decreasing into rows of `--pack-length` tokens,
-                 `--pack-batch` rows a step: about the padded run's tokens per step), which TRL feeds
+                 `--pack-batch` rows a step, by default as many as hold the padded run's real tokens per
+                 step), which TRL feeds
                  padding-free (one flattened row, `position_ids` restarting per sample); r1ci then runs
                  attention per sample (`sdpa_varlen`, see `r1ci_core.launch`);
 * padding_free:  `sft.padding_free: true` (the padded run's batches, each flattened into one row), same attention;
@@ -262,7 +263,8 @@ def main() -> None:
                     help=f"comma list of {','.join(MODES)}")
     ap.add_argument("--pack-length", type=int, default=1024,
                     help="packed row length (sft.max_length; >= filter.max_tokens, so bfd truncates nothing)")
-    ap.add_argument("--pack-batch", type=int, default=2, help="packed rows per step")
+    ap.add_argument("--pack-batch", type=int, default=0,
+                    help="packed rows per step; 0: the padded run's real tokens per step / --pack-length")
     ap.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps (the first is a warm-up); 0 skips")
     ap.add_argument("--worker", choices=["sft", "grpo"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
@@ -282,11 +284,13 @@ def main() -> None:
         raise SystemExit("--modes needs padded and at least one of packed, padding_free")
     for m in modes:
         sft_overrides(m, args.pack_length, args.pack_batch)  # validates the name
-    common = ["--recipe", args.recipe, "--pack-length", str(args.pack_length), "--pack-batch", str(args.pack_batch)]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         stats = prepare(data, args.recipe, args.trajectories)
+        if args.pack_batch <= 0:
+            args.pack_batch = max(1, round(load_bs(args.recipe) * stats["tokens"] / stats["n"] / args.pack_length))
+        common = ["--recipe", args.recipe, "--pack-length", str(args.pack_length), "--pack-batch", str(args.pack_batch)]
         runs: dict[str, list[dict]] = {m: [] for m in modes}
         for rep in range(args.repeats):
             order = modes if rep % 2 == 0 else modes[::-1]
