@@ -12,9 +12,8 @@ then the SFT filter), the tiny recipe's base model, one epoch through r1ci's SFT
 * padded:        TRL's default (`per_device_train_batch_size` rows, each batch padded to its longest row);
 * packed:        `sft.packing: true` (TRL's best-fit-decreasing into rows of `--pack-length` tokens,
                  `--pack-batch` rows a step, by default as many as hold the padded run's real tokens per
-                 step), which TRL feeds
-                 padding-free (one flattened row, `position_ids` restarting per sample); r1ci then runs
-                 attention per sample (`sdpa_varlen`, see `r1ci_core.launch`);
+                 step), which TRL feeds padding-free (one flattened row, `position_ids` restarting per
+                 sample); r1ci then runs attention per sample (`sdpa_varlen`, see `r1ci_core.launch`);
 * padding_free:  `sft.padding_free: true` (the padded run's batches, each flattened into one row), same attention;
 * packed_masked: packed with `sft.varlen_attention: false`: transformers' sdpa over the whole flattened row under
                  a block-diagonal mask (what TRL gives on CPU without flash-attention).
