@@ -92,7 +92,8 @@ def kill_midway(env: dict[str, str], select: str, progress: Callable[[], int], *
     (units of work on disk: shards, checkpoints, stored runs) reaches a random point in [1, total - 1], wait a
     random fraction of a second more, and SIGKILL the whole process group.
 
-    Returns the progress seen at the kill. Fails when the run ends before it could be killed.
+    Returns the progress seen at the kill. Fails when the run ends before it could be killed; that the
+    stage itself had not finished is checked by the callers (its MLflow run is left RUNNING).
     """
     target = rng.randint(1, max(1, total - 1))
     delay = rng.uniform(0.0, 0.1)
@@ -120,8 +121,7 @@ def kill_midway(env: dict[str, str], select: str, progress: Callable[[], int], *
     seen = progress()
     print(f"[faults] {select}: SIGKILL to process group {proc.pid} at unit {target}/{total} + {delay:.3f}s "
           f"({seen} on disk)")
-    assert seen < total, f"{select}: killed only after all {total} units of work (not mid-way)"
-    return seen
+    return seen  # may equal `total` (killed after the last unit, before the artifact): still mid-way
 
 
 def _wait_group_gone(pgid: int, timeout: float = 20) -> None:

@@ -14,8 +14,13 @@ the new run names it in its `r1ci.replaces` tag.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +112,36 @@ def test_teacher_trajectories_killed_midway_resumes_to_the_same_dataset(chain: d
     assert not list(shards.glob(".shard-*")), "a temporary shard was left behind"
     assert _leftovers(art, "teacher_trajectories") == []
     _check_mlflow_replaced(env, "teacher_trajectories", killed)
+
+
+def test_ctrl_c_during_r1ci_run_stops_cleanly_and_resumes(chain: dict, seed: int) -> None:
+    """SIGINT to `r1ci run`'s process group (what Ctrl-C does): exit 130 with one line, the MLflow run ends
+    KILLED by the process itself, finished shards are kept and the next run resumes from them."""
+    env, art, baseline = chain["env"], chain["art"], chain["baseline"]
+    shards = art / "teacher_trajectories.shards"
+    shutil.rmtree(shards)
+    rng = _rng(seed, "ctrl-c")
+    target = rng.randint(1, 8)
+    exe = Path(sys.executable).with_name("r1ci")
+    with open(chain["root"] / "ctrl_c.log", "w") as log:
+        proc = subprocess.Popen([str(exe), "run", "--select", "teacher_trajectories"], env=env, stdout=log,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while len(list(shards.glob("shard-*.parquet"))) < target:
+            assert proc.poll() is None and time.monotonic() < deadline, (chain["root"] / "ctrl_c.log").read_text()
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    print(f"[faults] r1ci run: SIGINT after shard {target}")
+    assert proc.returncode == 130 and err.strip() == "r1ci: interrupted", err[-3000:]
+    last = mlflow_runs(env, "teacher_trajectories")[-1]
+    assert last.info.status == "KILLED", "the interrupted run did not close its MLflow run"
+    assert _teacher_rows(art / "teacher_trajectories") == _teacher_rows(baseline / "teacher_trajectories")
+
+    materialize(env, "teacher_trajectories")
+    assert _teacher_rows(art / "teacher_trajectories") == _teacher_rows(baseline / "teacher_trajectories")
+    assert latest_metadata(env, "teacher_trajectories")["n_resumed_questions"] >= 2 * target
+    assert mlflow_runs(env, "teacher_trajectories")[-1].info.status == "FINISHED"
 
 
 # ------------------------------------------------------------------------------------------- eval
