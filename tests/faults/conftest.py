@@ -87,15 +87,15 @@ def materialize(env: dict[str, str], select: str, *, in_process: bool = True,
 
 
 def kill_midway(env: dict[str, str], select: str, progress: Callable[[], int], *, total: int, rng: random.Random,
-                log: Path, timeout: float = 300) -> int:
+                log: Path, margin: int = 1, timeout: float = 300) -> int:
     """Start a real materialisation with Dagster's default multiprocess executor, wait until `progress()`
-    (units of work on disk: shards, checkpoints, stored runs) reaches a random point in [1, total - 1], wait a
+    (units of work on disk: shards, checkpoints, stored runs) reaches a random point in [1, total - margin], wait a
     random fraction of a second more, and SIGKILL the whole process group.
 
     Returns the progress seen at the kill. Fails when the run ends before it could be killed; that the
     stage itself had not finished is checked by the callers (its MLflow run is left RUNNING).
     """
-    target = rng.randint(1, max(1, total - 1))
+    target = rng.randint(1, max(1, total - margin))
     delay = rng.uniform(0.0, 0.1)
     with open(log, "w") as fh:
         proc = subprocess.Popen(_cmd(select, in_process=False), env=env, stdout=fh, stderr=subprocess.STDOUT,
