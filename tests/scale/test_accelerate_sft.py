@@ -31,7 +31,7 @@ def mlflow_uri(tmp_path_factory) -> str:
 def test_two_processes_match_one(recipe, trajectories, base_model, tmp_path: Path, mlflow_uri: str) -> None:
     import mlflow
 
-    recipe = recipe.with_overrides({"sft.packing": True, "sft.max_length": 256})  # packed + sdpa_varlen under DDP
+    recipe = recipe.with_overrides({"sft.packing": True, "sft.max_length": 1024})  # packed + sdpa_varlen under DDP
     one = train_sft(recipe, trajectories, base_model, tmp_path / "one", tmp_path / "one.work")
 
     mlflow.set_tracking_uri(mlflow_uri)

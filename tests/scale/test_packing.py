@@ -19,16 +19,17 @@ def rows(trajectories, tokenizer):
 
 
 @pytest.fixture(scope="module")
-def packed_trainer(base_model, tokenizer, trajectories, tmp_path_factory):
-    """TRL's SFTTrainer as `sft.train_sft` builds it, with `sft.packing: true`."""
+def packed_trainer(base_model, tokenizer, trajectories, rows, tmp_path_factory):
+    """TRL's SFTTrainer as `sft.train_sft` builds it, with `sft.packing: true` (rows of twice the longest sample)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from r1ci_core.models import load_model
     from r1ci_core.training import trl_config
 
-    args = trl_config(SFTConfig, {"packing": True, "max_length": 256, "per_device_train_batch_size": 4}, "sft",
-                      tmp_path_factory.mktemp("packed"), report_to="none", use_cpu=True, bf16=False)
+    max_length = 2 * max(len(r["input_ids"]) for r in rows)
+    args = trl_config(SFTConfig, {"packing": True, "max_length": max_length, "per_device_train_batch_size": 4},
+                      "sft", tmp_path_factory.mktemp("packed"), report_to="none", use_cpu=True, bf16=False)
     model = load_model(base_model)
     dataset = Dataset.from_list(sft_rows(trajectories, tokenizer))
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -51,7 +52,7 @@ def test_packing_keeps_the_interpreter_mask(packed_trainer, rows, tokenizer) -> 
     assert len(ds) < len(rows), "several conversations share a packed row"
     seen = 0
     for packed in ds:
-        assert sum(packed["seq_lengths"]) == len(packed["input_ids"]) <= 256
+        assert sum(packed["seq_lengths"]) == len(packed["input_ids"]) <= packed_trainer.args.max_length
         for start, end in _segments(packed["input_ids"], packed["seq_lengths"]):
             ids, labels = packed["input_ids"][start:end], packed["labels"][start:end]
             row = by_ids[tuple(ids)]  # each packed sample is one whole conversation
