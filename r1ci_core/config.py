@@ -152,7 +152,8 @@ class CurriculumConfig(_Section):
 
     `task_difficulty` samples the SFT model `samples_per_family` times per training family (over up to
     `questions_per_family` GRPO questions) for its pass rate p; GRPO then trains stage by stage, from high to
-    low potential, each stage on its own families for `stage_steps` steps (empty = grpo.max_steps shared evenly).
+    low potential for `stage_steps` steps each (empty = grpo.max_steps shared evenly), each stage adding the next
+    group of families to those it samples (`cumulative`; else a stage samples its own group only).
     """
 
     enabled: bool = False
@@ -160,6 +161,7 @@ class CurriculumConfig(_Section):
     questions_per_family: PositiveInt = 5
     n_stages: PositiveInt = Field(default=4, description="stages, high potential first (paper: 4)")
     stage_steps: list[PositiveInt] = Field(default_factory=list)
+    cumulative: bool = Field(default=True, description="stage k samples the families of stages 1..k (paper)")
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
 
 

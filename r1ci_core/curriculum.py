@@ -3,8 +3,9 @@
 `measure_difficulty` samples the SFT model `k` times per training family (on GRPO-pool questions, with the
 rollout engine, code executed) and gives each family its pass rate p and improvement potential 4p(1-p)
 (1 at p = 0.5, 0 for families always or never solved). `stage_schedule` sorts the families from high to low
-potential and cuts them into `n_stages` stages; `curriculum_items` lays the GRPO prompts out in that order,
-stage after stage, each stage's steps drawing only its own families' questions.
+potential and cuts them into `n_stages` groups; `curriculum_items` lays the GRPO prompts out stage after
+stage. As in the paper, training "begins with high-potential samples and gradually incorporates
+lower-potential ones": stage k draws from groups 1..k (`cumulative`, the default), or from group k alone.
 """
 
 from __future__ import annotations
@@ -49,10 +50,17 @@ class FamilyDifficulty:
 
 @dataclass
 class Stage:
+    """One curriculum stage: the families it adds (`families`), those it samples (`pool`), its steps."""
+
     index: int
     families: list[str]
     steps: int
     potentials: dict[str, float] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.pool:
+            self.pool = list(self.families)
 
 
 def pass_rates(trajectories: Sequence[Any]) -> dict[str, FamilyDifficulty]:
@@ -69,12 +77,13 @@ def pass_rates(trajectories: Sequence[Any]) -> dict[str, FamilyDifficulty]:
 
 
 def stage_schedule(difficulty: Mapping[str, FamilyDifficulty | float], n_stages: int, total_steps: int,
-                   stage_steps: Sequence[int] = ()) -> list[Stage]:
+                   stage_steps: Sequence[int] = (), cumulative: bool = True) -> list[Stage]:
     """Families sorted by potential (high first; ties: higher pass rate, then name) cut into stages.
 
-    `difficulty` maps families to a `FamilyDifficulty` or a pass rate. The stages are near-equal in size
-    (`min(n_stages, n_families)` of them). `stage_steps` gives each stage's optimizer steps; empty =
-    `total_steps` shared evenly (the first stages take the remainder).
+    `difficulty` maps families to a `FamilyDifficulty` or a pass rate. The stages add near-equal groups
+    (`min(n_stages, n_families)` of them); with `cumulative` a stage samples every family added so far.
+    `stage_steps` gives each stage's optimizer steps; empty = `total_steps` shared evenly (the first
+    stages take the remainder).
     """
     rates = {f: (d.pass_rate if isinstance(d, FamilyDifficulty) else float(d)) for f, d in difficulty.items()}
     if not rates:
@@ -93,33 +102,36 @@ def stage_schedule(difficulty: Mapping[str, FamilyDifficulty | float], n_stages:
         size = base + (1 if i < extra else 0)
         fams = order[start:start + size]
         start += size
-        stages.append(Stage(i + 1, fams, int(steps[i]), {f: improvement_potential(rates[f]) for f in fams}))
+        pool = order[:start] if cumulative else fams
+        stages.append(Stage(i + 1, fams, int(steps[i]), {f: improvement_potential(rates[f]) for f in fams}, pool))
     return stages
 
 
 def curriculum_items(items: Sequence[Item], stages: Sequence[Stage], prompts_per_step: int,
                      seed: int = 0) -> list[tuple[int, Item]]:
     """The GRPO prompts in training order: for each stage, `steps * prompts_per_step` (stage, item) pairs
-    drawn round-robin over the stage's families, each family's questions shuffled and cycled."""
+    drawn round-robin over the stage's `pool` of families (its newest families first), each family's
+    questions shuffled once and cycled across stages."""
     by_family: dict[str, list[Item]] = {}
     for it in items:
         by_family.setdefault(it.family, []).append(it)
     rng = random.Random(seed)
+    shuffled: dict[str, list[Item]] = {}
+    for fam in sorted(by_family):
+        qs = list(by_family[fam])
+        rng.shuffle(qs)
+        shuffled[fam] = qs
+    cursor = dict.fromkeys(shuffled, 0)
     out: list[tuple[int, Item]] = []
     for stage in stages:
-        pools = []
-        for fam in stage.families:
-            qs = list(by_family.get(fam, []))
-            rng.shuffle(qs)
-            if qs:
-                pools.append(qs)
-        if not pools:
-            raise ValueError(f"curriculum stage {stage.index} has no GRPO question (families {stage.families})")
-        cursors = [0] * len(pools)
+        newest = [f for f in stage.families if f in stage.pool]
+        fams = [f for f in [*newest, *[f for f in stage.pool if f not in newest]] if shuffled.get(f)]
+        if not fams:
+            raise ValueError(f"curriculum stage {stage.index} has no GRPO question (families {stage.pool})")
         for k in range(stage.steps * prompts_per_step):
-            f = k % len(pools)
-            out.append((stage.index, pools[f][cursors[f] % len(pools[f])]))
-            cursors[f] += 1
+            fam = fams[k % len(fams)]
+            out.append((stage.index, shuffled[fam][cursor[fam] % len(shuffled[fam])]))
+            cursor[fam] += 1
     return out
 
 

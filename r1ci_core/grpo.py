@@ -1,21 +1,42 @@
 """GRPO with TRL's `GRPOTrainer`, its rollouts produced by r1ci's multi-turn engine (code runs between turns).
 
-The engine returns the policy's own token ids and a mask; the mask goes to TRL as `env_mask`, so
-interpreter and template tokens carry no loss. Rewards come from `rewards.py`.
+The engine is plugged in through TRL's `rollout_func` (without vLLM it receives each prompt already repeated
+`num_generations` times). It returns the policy's own token ids and a mask; the mask goes to TRL as
+`env_mask`, so interpreter and template tokens carry no loss (TRL's loss mask is `completion_mask *
+env_mask`). The other fields it returns (verifier score, parseable, turns, infra error) reach the reward
+functions of `rewards.py` as keyword arguments.
+
+* A trajectory whose sandbox failed (infra error) gets None from every reward, so TRL leaves it out of its
+  group's baseline and gives it a zero advantage; its `env_mask` is all zeros, so it adds nothing to the loss.
+* `grpo.filter_uniform_groups` (r1ci key): groups whose rewards all agree carry no learning signal; their
+  tokens are masked from the loss and the count is logged (`filtered_groups`).
+* Curriculum (`recipe.curriculum.enabled` and a schedule from `task_difficulty`): the prompts are laid out
+  stage by stage (high improvement potential first) and not shuffled; `curriculum_stage` is logged per step.
+* A killed run resumes from the newest `checkpoint-N` in the work folder (optimizer, scheduler, step, RNG).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 from typing import Any
 
 from .chat import prompt_messages
 from .config import Recipe
 from .models import load_model, load_tokenizer
-from .rewards import DEFAULT_REWARDS, get_reward_funcs
+from .rewards import get_reward_funcs, reward_spec, total_rewards
 from .tasks import Item, registry
-from .training import last_checkpoint, mlflow_callback, save_final, trl_config
+from .training import (
+    cpu_threads,
+    fingerprint_work_dir,
+    last_checkpoint,
+    mlflow_callback,
+    resumed_step,
+    save_final,
+    trl_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,79 +51,213 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-6,
     "temperature": 1.0,
 }
+# r1ci keys of the recipe's grpo section (not GRPOConfig fields)
+R1CI_KEYS = ("rewards", "filter_uniform_groups")
+CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
 
 
-def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox: Any) -> Any:
+def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox: Any,
+                      families: dict[str, Any] | None = None) -> Any:
     """A TRL `rollout_func`: runs the multi-turn engine on the trainer's live model for the given prompts."""
     from .rollout import get_backend, run_rollouts
 
     by_question = {it.question: it for it in items}
-    families = registry()
-    stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0}
+    families = families if families is not None else registry()
+    stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0, "calls": 0, "rollout_s": 0.0}
 
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, Any]:
         questions = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
         batch = [by_question[q] for q in questions]
         model = trainer.accelerator.unwrap_model(trainer.model)
         backend = get_backend("transformers", model=model, tokenizer=tokenizer)
-        limits = recipe.rollout.model_copy(update={"temperature": trainer.args.temperature})
+        limits = recipe.rollout.model_copy(update={"temperature": trainer.args.temperature,
+                                                   "top_p": getattr(trainer.args, "top_p", 1.0) or 1.0})
+        seed = recipe.seed * 100_003 + int(trainer.state.global_step) * 7 + int(stats["calls"])
+        t0 = time.perf_counter()
         trajs = run_rollouts(backend, batch, limits=limits, sandbox=sandbox, samples_per_item=1,
-                             seed=int(trainer.state.global_step), progress=False, families=families)
+                             seed=seed, progress=False, families=families)
+        rollout_func.last_s = time.perf_counter() - t0  # type: ignore[attr-defined]
+        stats["rollout_s"] += rollout_func.last_s  # type: ignore[attr-defined]
+        stats["calls"] += 1
         stats["rollouts"] += len(trajs)
         stats["infra_errors"] += sum(t.infra_error for t in trajs)
+        rollout_func.last = trajs  # type: ignore[attr-defined]
         return {
             "prompt_ids": [t.token_ids[: t.prompt_len] for t in trajs],
             "completion_ids": [t.token_ids[t.prompt_len :] for t in trajs],
             "logprobs": None,
-            "env_mask": [t.mask[t.prompt_len :] for t in trajs],
+            # 1 = the policy's own tokens; 0 = interpreter output and template; all 0 after an infra error
+            "env_mask": [[0] * (len(t.mask) - t.prompt_len) if t.infra_error else t.mask[t.prompt_len :]
+                         for t in trajs],
             "score": [t.score for t in trajs],
-            "parseable": [bool(t.parseable) for t in trajs],
+            "parseable": [t.parseable for t in trajs],
             "infra_error": [t.infra_error for t in trajs],
             "n_turns": [t.n_turns for t in trajs],
             "n_code_calls": [t.n_code_calls for t in trajs],
         }
 
     rollout_func.stats = stats  # type: ignore[attr-defined]
+    rollout_func.last = []  # type: ignore[attr-defined]
     return rollout_func
 
 
+def make_trainer_class() -> type:
+    """`GRPOTrainer` plus r1ci's uniform-group filter (the class is built lazily: TRL imports are slow)."""
+    import torch
+    from trl import GRPOTrainer
+
+    class R1CIGRPOTrainer(GRPOTrainer):
+        """Masks groups whose rewards all agree when `filter_uniform_groups`, logging how many."""
+
+        r1ci_filter_uniform = False
+        r1ci_rewards: tuple[list[Any], list[float]] = ([], [])
+        r1ci_rollout_func: Any = None
+        r1ci_filtered_total = 0
+
+        def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            out = super()._generate_and_score_completions(inputs)
+            trajs = getattr(self.r1ci_rollout_func, "last", None) or []
+            if not self.model.training or not trajs:
+                return out
+            funcs, weights = self.r1ci_rewards
+            kwargs = {"completions": [None] * len(trajs), "score": [t.score for t in trajs],
+                      "parseable": [t.parseable for t in trajs], "infra_error": [t.infra_error for t in trajs],
+                      "n_turns": [t.n_turns for t in trajs]}
+            totals = total_rewards(funcs, weights, **kwargs)
+            g = self.num_generations
+            uniform = []
+            for start in range(0, len(totals) - g + 1, g):
+                vals = [v for v in totals[start:start + g] if v is not None]
+                if len(vals) < 2 or max(vals) - min(vals) < 1e-9:
+                    uniform.append(start)
+            self._metrics["train"]["uniform_groups"].append(float(len(uniform)))
+            self._metrics["train"]["rollout_time"].append(float(getattr(self.r1ci_rollout_func, "last_s", 0.0)))
+            self._metrics["train"]["code_calls"].append(sum(t.n_code_calls for t in trajs) / len(trajs))
+            if self.r1ci_filter_uniform and uniform:
+                mask = out.get("tool_mask")
+                if mask is None:
+                    mask = out["tool_mask"] = torch.ones_like(out["completion_mask"])
+                for start in uniform:
+                    mask[start:start + g] = 0
+                loss_mask = out["completion_mask"] * mask
+                out["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+                self.r1ci_filtered_total += len(uniform)
+            self._metrics["train"]["filtered_groups"].append(float(len(uniform) if self.r1ci_filter_uniform else 0))
+            return out
+
+    return R1CIGRPOTrainer
+
+
+def grpo_rows(items: list[Item], stages: list[Any] | None, prompts_per_step: int, seed: int) -> list[dict[str, Any]]:
+    """Dataset rows (prompt, item id, curriculum stage) in training order."""
+    if stages:
+        from .curriculum import curriculum_items
+
+        ordered = curriculum_items(items, stages, prompts_per_step, seed=seed)
+    else:
+        ordered = [(0, it) for it in items]
+    return [{"prompt": prompt_messages(it.question), "item_id": it.id, "stage": stage} for stage, it in ordered]
+
+
 def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, work_dir: Path,
-               sandbox: Any) -> dict[str, Any]:
-    """GRPO from the SFT checkpoint on the GRPO question pool; save to `out_dir`, resume from `work_dir`."""
+               sandbox: Any, stages: list[Any] | None = None) -> dict[str, Any]:
+    """GRPO from the SFT checkpoint on the GRPO question pool; save to `out_dir`, resume from `work_dir`.
+
+    `stages` (from `curriculum.stage_schedule`) orders the prompts stage by stage; then `max_steps` is the
+    sum of the stages' steps.
+    """
     import os
 
     import torch
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     if not items:
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     section = dict(recipe.grpo)
-    reward_names = section.pop("rewards", list(DEFAULT_REWARDS))
-    defaults = {**GRPO_DEFAULTS, "seed": recipe.seed, "use_cpu": not torch.cuda.is_available(),
-                "max_completion_length": recipe.rollout.max_new_tokens}
+    names, weights = reward_spec(section.pop("rewards", None))
+    filter_uniform = bool(section.pop("filter_uniform_groups", False))
+    cpu = not torch.cuda.is_available()
+    defaults = {**GRPO_DEFAULTS, **(CPU_DEFAULTS if cpu else {}), "seed": recipe.seed, "use_cpu": cpu,
+                "max_completion_length": recipe.rollout.max_new_tokens, "reward_weights": weights}
+    if stages:
+        section["max_steps"] = sum(s.steps for s in stages)
+        section["shuffle_dataset"] = False
     args = trl_config(GRPOConfig, section, "grpo", work_dir, **defaults)
+    prompts_per_step = max(1, args.per_device_train_batch_size * args.gradient_accumulation_steps
+                           // args.num_generations)
+    rows = grpo_rows(items, stages, prompts_per_step, recipe.seed)
+    fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(), "sft": str(sft_path),
+                                    "rows": [r["item_id"] for r in rows], "seed": recipe.seed})
+    cpu_threads()
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)
     model = load_model(sft_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)
-    dataset = Dataset.from_list([{"prompt": prompt_messages(it.question), "item_id": it.id} for it in items])
+    dataset = Dataset.from_list(rows)
     rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox)
-    trainer = GRPOTrainer(model=model, reward_funcs=get_reward_funcs(reward_names), args=args,
-                          train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout_func,
-                          callbacks=[mlflow_callback()])
+    funcs = get_reward_funcs(names)
+    trainer_cls = make_trainer_class()
+    callbacks = [mlflow_callback()]
+    if stages:
+        callbacks.append(_stage_callback(stages))
+    trainer = trainer_cls(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                          processing_class=tokenizer, rollout_func=rollout_func, callbacks=callbacks)
+    trainer.r1ci_filter_uniform = filter_uniform
+    trainer.r1ci_rewards = (funcs, weights)
+    trainer.r1ci_rollout_func = rollout_func
     resume = last_checkpoint(work_dir)
     if resume:
         log.info("resuming GRPO from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     save_final(trainer, tokenizer, out_dir)
-    rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+    history = trainer.state.log_history
+    rewards = [e["reward"] for e in history if "reward" in e]
+    steps = [int(e["step"]) for e in history if "reward" in e]
+    correct = [e.get("rewards/correctness/mean", float("nan")) for e in history if "reward" in e]
     return {
         "steps": int(trainer.state.global_step),
-        "resumed_from_step": int(resume.rsplit("-", 1)[-1]) if resume else 0,
+        "resumed_from_step": resumed_step(resume),
         "reward_first": float(rewards[0]) if rewards else float("nan"),
         "reward_last": float(rewards[-1]) if rewards else float("nan"),
         "reward_curve": rewards,
+        "reward_steps": steps,
+        "correctness_curve": correct,
         "n_rollouts": int(rollout_func.stats["rollouts"]),
         "n_infra_errors": int(rollout_func.stats["infra_errors"]),
+        "rollout_s": round(float(rollout_func.stats["rollout_s"]), 1),
+        "filtered_groups": int(trainer.r1ci_filtered_total),
+        "reward_names": names,
+        "reward_weights": weights,
     }
+
+
+def _stage_callback(stages: list[Any]) -> Any:
+    """Logs `curriculum_stage` (1-based) at every step to the active MLflow run."""
+    import mlflow
+    from transformers import TrainerCallback
+
+    bounds = []
+    total = 0
+    for s in stages:
+        total += s.steps
+        bounds.append((total, s.index))
+
+    class _Stage(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            stage = next((i for end, i in bounds if state.global_step <= end), bounds[-1][1])
+            if mlflow.active_run() is not None:
+                mlflow.log_metric("curriculum_stage", stage, step=state.global_step)
+
+    return _Stage()
+
+
+def reward_trend(rewards: list[float]) -> float:
+    """Least-squares slope of the reward per step (positive: rising)."""
+    n = len(rewards)
+    if n < 2:
+        return float("nan")
+    xs = range(n)
+    mx, my = (n - 1) / 2, sum(rewards) / n
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, rewards, strict=True)) / den if den else math.nan

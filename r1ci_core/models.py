@@ -22,15 +22,61 @@ class ModelLoadError(RuntimeError):
     """A checkpoint that cannot be loaded; the message says why and what to do."""
 
 
-def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
-    """A byte-level BPE trained on `texts` with Qwen2's own normaliser and pre-tokeniser.
+# Fixed texts of the R1-CI conversation format: each becomes one token of the tiny tokenizer.
+def format_phrases() -> list[str]:
+    """The conversation format's fixed strings: system prompts, interpreter prefix, the teacher's lines.
 
-    Returned as a `Qwen2Tokenizer`, so saving and reloading with `AutoTokenizer` gives the same ids.
+    ``<<<`` and ``>>>`` are tokens of their own (and the final-answer line stops before them), so an answer
+    reads ``<<<`` VALUE ``>>>`` in the interpreter's output and in the final answer alike: copying it is
+    one induction step.
     """
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, trainers
+    from . import teachers
+    from .chat import EXEC_PREFIX, system_prompt
+
+    lines = [*(system_prompt(m) for m in ("autonomous", "text_only", "code_first")), EXEC_PREFIX, "```python",
+             "<<<", ">>>", "The answer is "]
+    for name in ("REASONING", "TEXT_ONLY_REASONING"):
+        lines += list(getattr(teachers, name, ()))
+    lines += list(getattr(teachers, "RECOVERY_TEXT", {}).values())
+    broken = getattr(teachers, "BROKEN_PREFIX", "")
+    return [*lines, *([broken.strip()] if broken.strip() else [])]
+
+
+def frequent_lines(texts: Iterable[str], min_count: int = 8, min_chars: int = 6, limit: int = 256) -> list[str]:
+    """Lines (stripped of their newline) that recur verbatim in `texts`: instructions, code template lines.
+
+    A small model sees each as ONE token, so a conversation shrinks to the few tokens that vary (the values
+    it must copy) and the template around them: shorter sequences train faster and copy more easily.
+    """
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update({line for line in text.split("\n") if len(line.strip()) >= min_chars})
+    common = [line for line, n in counts.most_common() if n >= min_count]
+    return common[:limit]
+
+
+def number_chunks() -> list[str]:
+    """Every string of 2 or 3 digits ("00" ... "999"): with them as tokens a number is read in chunks of up to
+    three digits from the left ("14862243" -> "148", "622", "43"), as the Llama 3 / GPT-4 tokenizers do."""
+    return [f"{n:0{w}d}" for w in (2, 3) for n in range(10**w)]
+
+
+def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int, phrases: Iterable[str] = ()) -> Any:
+    """A byte-level BPE trained on `texts` with Qwen2's own normaliser and pre-tokeniser, plus added tokens.
+
+    Added (matched before the BPE, leftmost-longest): the chat template's special tokens, `phrases` (recurring
+    lines: each costs one token) and the 2-3 digit `number_chunks` (Qwen2 alone splits numbers into single
+    digits; a number copied from the question into the code is then one or two distinct tokens, with no
+    repeated digits to confuse the copying). Returned as a `Qwen2Tokenizer`, so saving and reloading with
+    `AutoTokenizer` gives the same ids.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
     from transformers import Qwen2Tokenizer
 
+    texts = list(texts)
     reference = Qwen2Tokenizer()  # carries Qwen2's exact normaliser / pre-tokeniser / decoder
     tok = Tokenizer(BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
@@ -42,22 +88,117 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer)
+    # the chat template's role names, so each is one token after <|im_start|>
+    tok.train_from_iterator([*texts, *["system\nuser\nassistant\ntool\n"] * 16], trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     tokenizer = Qwen2Tokenizer(vocab=model["vocab"], merges=merges)
+    tokenizer.add_tokens([AddedToken(t, normalized=False, special=True) for t in SPECIAL_TOKENS], special_tokens=True)
+    added = sorted({p for p in phrases if p and p not in SPECIAL_TOKENS}, key=lambda p: (-len(p), p))
+    tokenizer.add_tokens([AddedToken(p, normalized=False, special=False) for p in [*added, *number_chunks()]])
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|endoftext|>"
     return tokenizer
 
 
-def build_tiny_model(out_dir: Path, texts: Iterable[str], cfg: TinyModelConfig, seed: int = 0) -> Path:
-    """Train the tokenizer on `texts`, initialise a small `Qwen2ForCausalLM`, save both to `out_dir`."""
+def wire_induction_heads(model: Any, seed: int = 0, prev_gain: float = 8.0, match_gain: float = 4.0,
+                         copy_gain: float = 12.0) -> None:
+    """Give a freshly initialised Qwen2 an induction circuit: the copying mechanism of pretrained LMs.
+
+    Pretrained language models copy from their context with *induction heads* (Olsson et al., 2022): a
+    previous-token head writes "the token before me" into each position, and a later head finds the
+    position whose previous token is the current token and copies the token found there. A model trained
+    from scratch takes thousands of steps to form one; the tiny model gets it by construction:
+
+    * the token embeddings live in the first `H - d` residual dimensions; the last `d` (one head's size)
+      are reserved for the previous token's code;
+    * layer 0, head 0 attends to the previous position (constant query/key biases whose RoPE phases peak at
+      distance 1) and writes a projection of that token's embedding into the reserved dimensions;
+    * layer 1, head 0 matches the current token against that code on RoPE's slowest frequencies (so the match
+      does not depend on the distance) and writes the embedding of the token found, which the tied output
+      layer reads as a vote for that token.
+
+    Everything else keeps its random initialisation; training adjusts all of it.
+    """
+    import math
+
+    import torch
+
+    cfg = model.config
+    layers = model.model.layers
+    hidden, heads = cfg.hidden_size, cfg.num_attention_heads
+    d = getattr(cfg, "head_dim", None) or hidden // heads
+    if len(layers) < 2 or hidden - d < d or d % 2:
+        log.info("tiny model too small for an induction circuit (layers %d, hidden %d, head %d): not wired",
+                  len(layers), hidden, d)
+        return
+    half = d // 2
+    tok_dims = hidden - d
+    inv_freq = model.model.rotary_emb.inv_freq
+    gen = torch.Generator().manual_seed(seed)
+
+    def orthonormal_rows(rows: int, cols: int) -> Any:
+        q, _ = torch.linalg.qr(torch.randn(cols, rows, generator=gen))
+        return q.T  # rows x cols, orthonormal rows
+
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb[:, :tok_dims] = torch.randn(emb.shape[0], tok_dims, generator=gen) / math.sqrt(tok_dims)
+        emb[:, tok_dims:] = 0
+        head0 = slice(0, d)  # query head 0 and key/value head 0
+        # layer 0, head 0: previous token
+        a0 = layers[0].self_attn
+        a0.q_proj.weight[head0] = 0
+        a0.k_proj.weight[head0] = 0
+        q_bias, k_bias = torch.zeros(d), torch.zeros(d)
+        for j in range(max(1, half // 3)):  # the fastest RoPE frequencies
+            theta = float(inv_freq[j])
+            q_bias[j] = prev_gain
+            k_bias[j], k_bias[j + half] = prev_gain * math.cos(theta), prev_gain * math.sin(theta)
+        a0.q_proj.bias[head0] = q_bias
+        a0.k_proj.bias[head0] = k_bias
+        proj = orthonormal_rows(d, tok_dims) * math.sqrt(tok_dims / d)
+        a0.v_proj.weight[head0] = 0
+        a0.v_proj.weight[head0, :tok_dims] = proj
+        a0.v_proj.bias[head0] = 0
+        a0.o_proj.weight[:, head0] = 0
+        a0.o_proj.weight[tok_dims:, head0] = torch.eye(d)
+        # layer 1, head 0: match the current token with the previous-token code, copy the token found
+        a1 = layers[1].self_attn
+        slow = list(range(half - half // 2, half))  # the slowest RoPE frequencies: ~no rotation
+        dims = slow + [j + half for j in slow]
+        wq, wk = torch.zeros(d, hidden), torch.zeros(d, hidden)
+        for i, dim in enumerate(dims):
+            wq[dim, :tok_dims] = proj[i] * match_gain
+            wk[dim, tok_dims + i] = match_gain
+        a1.q_proj.weight[head0], a1.q_proj.bias[head0] = wq, 0
+        a1.k_proj.weight[head0], a1.k_proj.bias[head0] = wk, 0
+        copy = orthonormal_rows(d, tok_dims) * math.sqrt(tok_dims / d)
+        a1.v_proj.weight[head0] = 0
+        a1.v_proj.weight[head0, :tok_dims] = copy
+        a1.v_proj.bias[head0] = 0
+        a1.o_proj.weight[:, head0] = 0
+        a1.o_proj.weight[:tok_dims, head0] = copy.T * copy_gain
+        # nothing else writes into the reserved dimensions at the start
+        for i, layer in enumerate(layers):
+            layer.self_attn.o_proj.weight[tok_dims:, d if i == 0 else 0:] = 0
+            layer.mlp.down_proj.weight[tok_dims:, :] = 0
+
+
+def build_tiny_model(out_dir: Path, texts: Iterable[str], cfg: TinyModelConfig, seed: int = 0,
+                     induction: bool = True) -> Path:
+    """Train the tokenizer on `texts`, initialise a small `Qwen2ForCausalLM`, save both to `out_dir`.
+
+    The tokenizer also gets one token per fixed string of the conversation format and per line recurring in
+    `texts` (see `frequent_lines`); the model gets an induction circuit (`wire_induction_heads`) unless
+    `induction` is False, and RoPE base 1e6 (as Qwen2.5).
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    tokenizer = train_tiny_tokenizer(texts, cfg.vocab_size)
+    texts = [*texts, *format_phrases()]
+    tokenizer = train_tiny_tokenizer(texts, cfg.vocab_size, phrases=[*format_phrases(), *frequent_lines(texts)])
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
@@ -66,6 +207,7 @@ def build_tiny_model(out_dir: Path, texts: Iterable[str], cfg: TinyModelConfig, 
         num_key_value_heads=cfg.num_key_value_heads,
         intermediate_size=cfg.intermediate_size,
         max_position_embeddings=cfg.max_position_embeddings,
+        rope_theta=1_000_000.0,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
@@ -73,6 +215,8 @@ def build_tiny_model(out_dir: Path, texts: Iterable[str], cfg: TinyModelConfig, 
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
+    if induction:
+        wire_induction_heads(model, seed=seed)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )

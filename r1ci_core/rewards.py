@@ -1,50 +1,96 @@
-"""GRPO rewards (TRL signature): named, weighted, each calling the family's verifier result.
+"""GRPO rewards (TRL signature): named, weighted, each computed from the rollout's verifier result.
 
-Every reward returns None for a trajectory with a sandbox infra error, so TRL gives it no advantage
-(all-None rewards are unscorable) instead of a wrong-answer zero.
+The rollout function (`grpo.make_rollout_func`) hands every reward the trajectory's `score` (the family's
+verifier, in [0, 1]), `parseable`, `n_turns` and `infra_error`. Every reward returns None for a trajectory
+with a sandbox infra error, so TRL leaves it out of its group's baseline and gives it no advantage (and the
+rollout function masks its tokens from the loss) instead of a wrong-answer zero.
+
+The recipe names the rewards and their weights in `grpo.rewards`: a list of names (weight 1 each) or a
+mapping name -> weight. TRL logs each one separately (``rewards/<name>/mean``) and their weighted sum
+(``reward``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 RewardFunc = Callable[..., list[float | None]]
 
 
-def correctness_reward(completions: list[Any], score: list[float | None], infra_error: list[bool],
-                       **kwargs: Any) -> list[float | None]:
+def correctness(completions: list[Any], score: list[float | None], infra_error: list[bool],
+                **kwargs: Any) -> list[float | None]:
     """+1 times the verifier's score in [0, 1]."""
-    return [None if bad else float(s or 0.0) for s, bad in zip(score, infra_error)]
+    return [None if bad else float(s or 0.0) for s, bad in zip(score, infra_error, strict=True)]
 
 
-def format_reward(completions: list[Any], parseable: list[bool | None], infra_error: list[bool],
+def answer_format(completions: list[Any], parseable: list[bool | None], infra_error: list[bool],
                   **kwargs: Any) -> list[float | None]:
-    """+0.1 for a parseable `<<<answer>>>`, -0.1 otherwise."""
-    return [None if bad else (0.1 if ok else -0.1) for ok, bad in zip(parseable, infra_error)]
+    """+0.1 for an answer the family's verifier can parse (a `<<<answer>>>` in its format), -0.1 otherwise."""
+    return [None if bad else (0.1 if ok else -0.1) for ok, bad in zip(parseable, infra_error, strict=True)]
 
 
 def get_turn_penalty_reward(max_turns: int = 6, penalty: float = 0.1) -> RewardFunc:
     """-`penalty` for a trajectory with more than `max_turns` assistant turns."""
 
-    def turn_penalty_reward(completions: list[Any], n_turns: list[int], infra_error: list[bool],
-                            **kwargs: Any) -> list[float | None]:
-        return [None if bad else (-penalty if n > max_turns else 0.0) for n, bad in zip(n_turns, infra_error)]
+    def turn_penalty(completions: list[Any], n_turns: list[int], infra_error: list[bool],
+                     **kwargs: Any) -> list[float | None]:
+        return [None if bad else (-penalty if n > max_turns else 0.0) for n, bad in zip(n_turns, infra_error, strict=True)]
 
-    return turn_penalty_reward
+    return turn_penalty
 
+
+# Back-compatible names
+correctness_reward = correctness
+format_reward = answer_format
 
 REWARDS: dict[str, RewardFunc] = {
-    "correctness": correctness_reward,
-    "format": format_reward,
+    "correctness": correctness,
+    "format": answer_format,
     "turn_penalty": get_turn_penalty_reward(),
 }
 DEFAULT_REWARDS = ("correctness", "format", "turn_penalty")
 
 
-def get_reward_funcs(names: list[str] | tuple[str, ...]) -> list[RewardFunc]:
+def _named(name: str, func: RewardFunc) -> RewardFunc:
+    """`func` under the recipe's name (TRL logs a reward by its function's __name__)."""
+
+    def reward(*args: Any, **kwargs: Any) -> list[float | None]:
+        return func(*args, **kwargs)
+
+    reward.__name__ = reward.__qualname__ = name
+    reward.__doc__ = func.__doc__
+    return reward
+
+
+def reward_spec(spec: Sequence[str] | Mapping[str, float] | None) -> tuple[list[str], list[float]]:
+    """Names and weights from a recipe's `grpo.rewards` (list of names, or mapping name -> weight)."""
+    if spec is None:
+        spec = list(DEFAULT_REWARDS)
+    if isinstance(spec, Mapping):
+        names, weights = list(spec), [float(w) for w in spec.values()]
+    elif isinstance(spec, str):
+        names, weights = [spec], [1.0]
+    else:
+        names, weights = list(spec), [1.0] * len(spec)
+    if not names:
+        raise ValueError("grpo.rewards names no reward: give at least one of " + ", ".join(sorted(REWARDS)))
+    return names, weights
+
+
+def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
     """The reward functions called `names`; an unknown name is a ValueError listing the valid ones."""
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
         raise ValueError(f"unknown rewards {unknown}; choose from {sorted(REWARDS)}")
-    return [REWARDS[n] for n in names]
+    return [_named(n, REWARDS[n]) for n in names]
+
+
+def total_rewards(funcs: Sequence[RewardFunc], weights: Sequence[float], **kwargs: Any) -> list[float | None]:
+    """The weighted sum of `funcs` per completion (None where every function returned None)."""
+    columns = [f(**kwargs) for f in funcs]
+    out: list[float | None] = []
+    for values in zip(*columns, strict=True):
+        scored = [(v, w) for v, w in zip(values, weights, strict=True) if v is not None]
+        out.append(sum(v * w for v, w in scored) if scored else None)
+    return out

@@ -1,4 +1,10 @@
-"""Multi-turn SFT with TRL's `SFTTrainer`: interpreter-output tokens carry no loss."""
+"""Multi-turn SFT with TRL's `SFTTrainer`: interpreter-output tokens carry no loss.
+
+Rows are pre-tokenised by `chat.tokenize_conversation` (any chat template): `input_ids` plus
+`assistant_masks`, 1 only on tokens the assistant wrote; TRL turns the mask into `labels` (-100 elsewhere),
+so system, user and interpreter turns and the template's role headers carry no loss. The recipe's `sft`
+section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus `lora` (peft.LoraConfig fields).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,15 @@ from .chat import tokenize_conversation
 from .config import Recipe
 from .models import load_model, load_tokenizer
 from .trajectory import Trajectory
-from .training import last_checkpoint, mlflow_callback, save_final, trl_config
+from .training import (
+    cpu_threads,
+    fingerprint_work_dir,
+    last_checkpoint,
+    mlflow_callback,
+    resumed_step,
+    save_final,
+    trl_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +35,8 @@ SFT_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "logging_steps": 5,
 }
+# On CPU, bf16 autocast and gradient checkpointing (TRL's defaults) make a small model ~10x slower.
+CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
 
 
 def sft_rows(trajectories: list[Trajectory], tokenizer: Any) -> list[dict[str, list[int]]]:
@@ -33,7 +49,12 @@ def sft_rows(trajectories: list[Trajectory], tokenizer: Any) -> list[dict[str, l
 
 
 def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, out_dir: Path, work_dir: Path) -> dict[str, Any]:
-    """Fine-tune `base_path` on `trajectories`; save the checkpoint to `out_dir`. Resumes from `work_dir`."""
+    """Fine-tune `base_path` on `trajectories`; save the checkpoint to `out_dir`. Resumes from `work_dir`.
+
+    Full fine-tuning, or LoRA when the recipe's `sft.lora` holds `peft.LoraConfig` fields (the adapter is
+    merged into the saved checkpoint). A run killed after saving `checkpoint-N` in `work_dir` continues from
+    step N with its optimizer, scheduler and RNG state when called again with the same inputs.
+    """
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -42,12 +63,17 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
         raise ValueError("the SFT dataset is empty: the filter kept no trajectory (check teacher scores and filter limits)")
     section = dict(recipe.sft)
     lora = section.pop("lora", None)
-    args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **SFT_DEFAULTS,
-                      use_cpu=not torch.cuda.is_available())
+    cpu = not torch.cuda.is_available()
+    defaults = {**SFT_DEFAULTS, **(CPU_DEFAULTS if cpu else {})}
+    args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
+    rows = sft_rows(trajectories, tokenizer)
+    fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": str(base_path),
+                                    "data": _rows_digest(rows)})
+    cpu_threads()
     model = load_model(base_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)
-    dataset = Dataset.from_list(sft_rows(trajectories, tokenizer))
+    dataset = Dataset.from_list(rows)
     peft_config = _peft_config(lora)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[mlflow_callback()], peft_config=peft_config)
@@ -58,15 +84,30 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     if peft_config is not None:
         trainer.model = trainer.model.merge_and_unload()
     save_final(trainer, tokenizer, out_dir)
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    history = trainer.state.log_history
+    losses = [e["loss"] for e in history if "loss" in e]
     return {
         "train_loss": float(result.training_loss),
         "final_loss": float(losses[-1]) if losses else float("nan"),
         "steps": int(trainer.state.global_step),
-        "resumed_from_step": int(resume.rsplit("-", 1)[-1]) if resume else 0,
+        "resumed_from_step": resumed_step(resume),
         "n_examples": len(dataset),
-        "n_tokens": int(sum(len(r) for r in dataset["input_ids"])),
+        "n_tokens": int(sum(len(r["input_ids"]) for r in rows)),
+        "n_loss_tokens": int(sum(sum(r["assistant_masks"]) for r in rows)),
+        "loss_curve": losses,
+        "loss_steps": [int(e["step"]) for e in history if "loss" in e],
+        "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
     }
+
+
+def _rows_digest(rows: list[dict[str, list[int]]]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(bytes(str(r["input_ids"]), "ascii"))
+        h.update(bytes(str(r["assistant_masks"]), "ascii"))
+    return h.hexdigest()[:16]
 
 
 def _peft_config(lora: dict[str, Any] | None) -> Any:

@@ -65,6 +65,88 @@ def mlflow_callback() -> Any:
     return _MlflowMetrics()
 
 
+def resumed_step(checkpoint: str | None) -> int:
+    """The global step of a `checkpoint-N` folder (0 for None)."""
+    return int(str(checkpoint).rsplit("-", 1)[-1]) if checkpoint else 0
+
+
+def cpu_threads() -> int:
+    """Set torch's intra-op threads for CPU training and return them: `$R1CI_TORCH_THREADS`, else half the
+    cores (1 on a 2-core machine).
+
+    Small models gain little from a second thread, and on a shared machine OpenMP threads that wait for each
+    other make a step up to 10x slower (measured: 5 s vs 0.3 s per tiny SFT step with 2 threads vs 1 under load).
+    """
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.get_num_threads()
+    wanted = os.environ.get("R1CI_TORCH_THREADS")
+    n = int(wanted) if wanted and wanted.isdigit() and int(wanted) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    torch.set_num_threads(n)
+    return n
+
+
+FINGERPRINT_FILE = "r1ci_fingerprint.txt"
+
+
+def fingerprint_work_dir(work_dir: Path, spec: Any) -> str:
+    """Tie a trainer's work folder to what it trains (recipe section, data, start checkpoint).
+
+    A kill and re-run with the same inputs resumes from the folder's newest checkpoint; checkpoints left by a
+    run with other inputs (a changed recipe or dataset) are removed instead of being resumed from.
+    """
+    import hashlib
+    import json
+    import shutil
+
+    fp = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    work_dir = Path(work_dir)
+    marker = work_dir / FINGERPRINT_FILE
+    if work_dir.is_dir():
+        old = marker.read_text().strip() if marker.is_file() else None
+        if old != fp:
+            stale = [p for p in work_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+            if stale:
+                log.warning("%s holds checkpoints of other inputs (fingerprint %s, now %s): starting over",
+                            work_dir, old, fp)
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fp + "\n")
+    return fp
+
+
+def log_curves(curves: dict[str, tuple[list[int], list[float]]], name: str) -> None:
+    """Log per-step curves {label: (steps, values)} to the active MLflow run as `<name>.json` and `<name>.png`."""
+    import mlflow
+
+    curves = {k: v for k, v in curves.items() if v and v[1]}
+    if mlflow.active_run() is None or not curves:
+        return
+    mlflow.log_dict({k: {"step": list(s), "value": list(v)} for k, (s, v) in curves.items()}, f"{name}.json")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for label, (steps, values) in curves.items():
+            ax.plot(steps, values, marker=".", label=label)
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        mlflow.log_figure(fig, f"{name}.png")
+        plt.close(fig)
+    except Exception as err:  # noqa: BLE001 - a plot must not fail the stage
+        log.warning("could not plot %s: %s", name, err)
+
+
 def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
     """Save weights, tokenizer (with chat template) and generation config into `out_dir` atomically."""
     with atomic_dir(out_dir) as tmp:
