@@ -212,6 +212,7 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
     from .launch import train_sft  # sft.train_sft, under `accelerate launch` when sft.num_processes > 1
+    from .training import log_curves
     from .trajectory import Trajectory
 
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
@@ -226,27 +227,95 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
         figures = train_sft(ctx.recipe, [Trajectory.from_row(r) for r in ds], base.path, out,
                             ctx.artifact("sft_checkpoint.work"))
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
         version = lineage.register_checkpoint(out, "r1ci-sft")
         return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
 
 
-def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any) -> StageResult:
+def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any) -> StageResult:
+    """Pass rate p and improvement potential 4p(1-p) of each training family under the SFT model (k samples
+    on GRPO-pool questions), for the GRPO curriculum. Cached: the same checkpoint, questions and settings
+    reuse the stored measurement. With `curriculum.enabled: false` nothing is measured."""
     from .corpus import load_corpus
-    from .grpo import train_grpo
+    from .curriculum import measure_difficulty, stage_schedule
+    from .evaluation import checkpoint_fingerprint
+    from .io import atomic_write_text
 
-    with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
+    cfg = ctx.recipe.curriculum
+    with lineage.asset_run(ctx.recipe.mlflow, "task_difficulty", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
-                           params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump()}) as run:
+                           params={"curriculum": cfg.model_dump()}) as run:
+        import mlflow
+
+        out = ctx.artifact("task_difficulty.json")
+        items = load_corpus(Path(corpus.path), "grpo")
+        fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
+                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.get("temperature"), ctx.recipe.seed)
+        cached = json.loads(out.read_text()) if out.is_file() else None
+        if not cfg.enabled:
+            data = {"enabled": False, "fingerprint": fp, "families": {}}
+        elif cached and cached.get("fingerprint") == fp:
+            data = cached
+            mlflow.set_tag("r1ci.cached", "true")
+        else:
+            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox)}
+        atomic_write_text(out, json.dumps(data, indent=1, sort_keys=True))
+        mlflow.log_dict(data, "task_difficulty.json")
+        meta: dict[str, Any] = {"enabled": data["enabled"], "cached": data is cached}
+        if data["families"]:
+            fams = data["families"]
+            mlflow.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
+                                **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
+            stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
+                                    int(ctx.recipe.grpo.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
+                                    cfg.stage_steps, cumulative=cfg.cumulative)
+            meta.update({"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
+                         "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
+                         "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)})
+        return StageResult(str(out), run.info.run_id, meta)
+
+
+def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any,
+                    difficulty: StageResult | None = None) -> StageResult:
+    from .corpus import load_corpus
+    from .curriculum import load_difficulty, schedule_dict, stage_schedule
+    from .grpo import train_grpo
+    from .training import log_curves
+
+    ccfg = ctx.recipe.curriculum
+    upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
+    if difficulty is not None:
+        upstream["task_difficulty"] = difficulty.mlflow_run_id
+    with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
+                           upstream=upstream,
+                           params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump(),
+                                   "curriculum": ccfg.model_dump()}) as run:
         import mlflow
         from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
+        stages = None
+        if ccfg.enabled:
+            if difficulty is None or not Path(difficulty.path).is_file():
+                raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
+            measured = load_difficulty(difficulty.path)
+            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.get("max_steps", 0) or 0),
+                                    ccfg.stage_steps, cumulative=ccfg.cumulative)
+            mlflow.log_dict({"stages": schedule_dict(stages),
+                             "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
+            mlflow.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
+                               for s in stages})
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
-                             ctx.artifact("grpo_checkpoint.work"), sandbox)
+                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages)
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
+                    "correctness": (figures["reward_steps"], figures["correctness_curve"])}, "reward_curve")
         version = lineage.register_checkpoint(out, "r1ci-grpo")
-        return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
+        meta = {**figures, "model_version": version}
+        if stages:
+            meta["curriculum"] = [{"families": s.pool, "steps": s.steps} for s in stages]
+        return StageResult(str(out), run.info.run_id, meta)
 
 
 def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,

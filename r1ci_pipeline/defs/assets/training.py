@@ -21,10 +21,22 @@ def sft_checkpoint(context: dg.AssetExecutionContext, recipe: RecipeResource, sf
     return output(stages.sft_checkpoint(recipe.context(context.run_id), sft_dataset, base_model))
 
 
-@dg.asset(group_name="training", description="GRPO (TRL GRPOTrainer) with code-executing multi-turn rollouts.")
-def grpo_checkpoint(context: dg.AssetExecutionContext, recipe: RecipeResource, sandbox: SandboxResource,
+@dg.asset(group_name="training", description="Pass rate and improvement potential 4p(1-p) of each training "
+           "family under the SFT model, for the GRPO curriculum (cached per checkpoint).")
+def task_difficulty(context: dg.AssetExecutionContext, recipe: RecipeResource, sandbox: SandboxResource,
                     sft_checkpoint, task_corpus) -> dg.Output:
     from r1ci_core import stages
 
     with sandbox.open() as sb:
-        return output(stages.grpo_checkpoint(recipe.context(context.run_id), sft_checkpoint, task_corpus, sb))
+        return output(stages.task_difficulty(recipe.context(context.run_id), sft_checkpoint, task_corpus, sb))
+
+
+@dg.asset(group_name="training", description="GRPO (TRL GRPOTrainer) with code-executing multi-turn rollouts, "
+           "curriculum stages from task_difficulty.")
+def grpo_checkpoint(context: dg.AssetExecutionContext, recipe: RecipeResource, sandbox: SandboxResource,
+                    sft_checkpoint, task_corpus, task_difficulty) -> dg.Output:
+    from r1ci_core import stages
+
+    with sandbox.open() as sb:
+        return output(stages.grpo_checkpoint(recipe.context(context.run_id), sft_checkpoint, task_corpus, sb,
+                                             difficulty=task_difficulty))
