@@ -1,0 +1,96 @@
+"""Curriculum: potentials, stage ordering from known pass rates, the staged prompt layout; reward functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1ci_core.curriculum import (
+    FamilyDifficulty,
+    curriculum_items,
+    difficulty_items,
+    improvement_potential,
+    pass_rates,
+    stage_schedule,
+)
+from r1ci_core.rewards import get_reward_funcs, reward_spec, total_rewards
+from r1ci_core.tasks import Item
+from r1ci_core.trajectory import Execution, Trajectory
+
+
+def test_improvement_potential():
+    assert improvement_potential(0.5) == 1.0
+    assert improvement_potential(0.0) == improvement_potential(1.0) == 0.0
+    assert improvement_potential(0.25) == pytest.approx(0.75)
+
+
+def test_stage_order_from_known_pass_rates():
+    rates = {"a": 1.0, "b": 0.5, "c": 0.1, "d": 0.7, "e": 0.0, "f": 0.35, "g": 0.95, "h": 0.6}
+    # potentials: b 1.0, h .96, f .91, d .84, c .36, g .19, a 0, e 0
+    stages = stage_schedule(rates, n_stages=4, total_steps=10)
+    assert [s.families for s in stages] == [["b", "h"], ["f", "d"], ["c", "g"], ["a", "e"]]
+    # paper: start with high potential, gradually add lower-potential families
+    assert [s.pool for s in stages] == [["b", "h"], ["b", "h", "f", "d"], ["b", "h", "f", "d", "c", "g"],
+                                        ["b", "h", "f", "d", "c", "g", "a", "e"]]
+    assert [s.pool for s in stage_schedule(rates, 4, 10, cumulative=False)] == [s.families for s in stages]
+    assert [s.steps for s in stages] == [3, 3, 2, 2]
+    pots = [p for s in stages for p in s.potentials.values()]
+    assert pots == sorted(pots, reverse=True)
+    # explicit steps per stage; fewer families than stages gives fewer stages
+    assert [s.steps for s in stage_schedule(rates, 4, 0, [5, 4, 3, 2])] == [5, 4, 3, 2]
+    assert [s.families for s in stage_schedule({"x": 0.2, "y": 0.5}, 4, 6)] == [["y"], ["x"]]
+    with pytest.raises(ValueError, match="stage_steps"):
+        stage_schedule(rates, 4, 0, [1, 2])
+    with pytest.raises(ValueError, match="max_steps"):
+        stage_schedule(rates, 4, 2)
+
+
+def _items(family: str, n: int) -> list[Item]:
+    return [Item(family=family, source="test", question=f"{family} q{i}", answer="1", id=f"{family}-{i}") for i in range(n)]
+
+
+def test_curriculum_items_follow_the_stages():
+    items = _items("b", 3) + _items("h", 2) + _items("a", 4)
+    stages = stage_schedule({"a": 1.0, "b": 0.5, "h": 0.6}, n_stages=2, total_steps=5,
+                            cumulative=False)  # [b, h] x3, [a] x2
+    order = curriculum_items(items, stages, prompts_per_step=2, seed=0)
+    assert len(order) == 10
+    assert [s for s, _ in order] == [1] * 6 + [2] * 4
+    assert {it.family for s, it in order if s == 1} == {"b", "h"}
+    assert {it.family for s, it in order if s == 2} == {"a"}
+    fams = [it.family for s, it in order if s == 1]
+    assert fams == ["b", "h"] * 3  # round-robin over the stage's families
+    assert curriculum_items(items, stages, 2, seed=0) == order  # deterministic
+    cumulative = stage_schedule({"a": 1.0, "b": 0.5, "h": 0.6}, n_stages=2, total_steps=5)
+    later = [it.family for s, it in curriculum_items(items, cumulative, 3, seed=0) if s == 2]
+    assert later[0] == "a" and set(later) == {"a", "b", "h"}  # the newest family first, then the earlier ones
+
+
+def test_pass_rates_skip_infra_errors_and_difficulty_items():
+    def traj(family, score, infra=False):
+        ex = [Execution(code="x", infra_error="down")] if infra else []
+        return Trajectory(item_id="i", family=family, messages=[], score=None if infra else score, executions=ex)
+
+    rates = pass_rates([traj("a", 1.0), traj("a", 0.0), traj("a", None, infra=True), traj("b", 1.0)])
+    assert rates["a"].pass_rate == 0.5 and rates["a"].n_samples == 2 and rates["a"].n_infra_errors == 1
+    assert rates["b"].potential == 0.0
+    assert FamilyDifficulty("c", 0, 0).pass_rate == 0.0
+    chosen = difficulty_items(_items("a", 10) + _items("b", 2), questions_per_family=3, seed=1)
+    assert [it.family for it in chosen] == ["a"] * 3 + ["b"] * 2
+    assert chosen == difficulty_items(_items("a", 10) + _items("b", 2), questions_per_family=3, seed=1)
+
+
+def test_rewards_named_weighted_and_none_for_infra_errors():
+    names, weights = reward_spec({"correctness": 1.0, "format": 0.5})
+    assert names == ["correctness", "format"] and weights == [1.0, 0.5]
+    assert reward_spec(None)[0] == ["correctness", "format", "turn_penalty"]
+    funcs = get_reward_funcs(["correctness", "format", "turn_penalty"])
+    assert [f.__name__ for f in funcs] == ["correctness", "format", "turn_penalty"]
+    kw = {"completions": [None] * 4, "score": [1.0, 0.0, None, 0.0], "parseable": [True, False, None, True],
+          "infra_error": [False, False, True, False], "n_turns": [2, 2, 1, 7]}
+    assert funcs[0](**kw) == [1.0, 0.0, None, 0.0]
+    assert funcs[1](**kw) == [0.1, -0.1, None, 0.1]
+    assert funcs[2](**kw) == [0.0, 0.0, None, -0.1]
+    totals = total_rewards(funcs, [1.0, 1.0, 1.0], **kw)
+    assert totals[0] == pytest.approx(1.1) and totals[2] is None and totals[3] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="unknown rewards"):
+        get_reward_funcs(["nope"])
