@@ -113,6 +113,7 @@ def make_trainer_class() -> type:
         r1ci_rewards: tuple[list[Any], list[float]] = ([], [])
         r1ci_rollout_func: Any = None
         r1ci_filtered_total = 0
+        r1ci_baseline: dict[str, float] = {}
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             out = super()._generate_and_score_completions(inputs)
@@ -133,6 +134,10 @@ def make_trainer_class() -> type:
             self._metrics["train"]["uniform_groups"].append(float(len(uniform)))
             self._metrics["train"]["rollout_time"].append(float(getattr(self.r1ci_rollout_func, "last_s", 0.0)))
             self._metrics["train"]["code_calls"].append(sum(t.n_code_calls for t in trajs) / len(trajs))
+            gains = [t.score - self.r1ci_baseline[t.family] for t in trajs
+                     if t.score is not None and t.family in self.r1ci_baseline]
+            if gains:  # correctness minus the SFT model's pass rate on the same families (task_difficulty)
+                self._metrics["train"]["correctness_gain"].append(sum(gains) / len(gains))
             if self.r1ci_filter_uniform and uniform:
                 mask = out.get("tool_mask")
                 if mask is None:
@@ -160,11 +165,14 @@ def grpo_rows(items: list[Item], stages: list[Any] | None, prompts_per_step: int
 
 
 def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, work_dir: Path,
-               sandbox: Any, stages: list[Any] | None = None) -> dict[str, Any]:
+               sandbox: Any, stages: list[Any] | None = None,
+               baseline: dict[str, float] | None = None) -> dict[str, Any]:
     """GRPO from the SFT checkpoint on the GRPO question pool; save to `out_dir`, resume from `work_dir`.
 
     `stages` (from `curriculum.stage_schedule`) orders the prompts stage by stage; then `max_steps` is the
-    sum of the stages' steps.
+    sum of the stages' steps. `baseline` (family -> the SFT model's pass rate at the GRPO temperature, from
+    `task_difficulty`) adds the per-step `correctness_gain`: correctness minus the baseline of the same
+    families, a learning signal that the curriculum's changing family mix does not move.
     """
     import os
 
@@ -206,6 +214,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     trainer.r1ci_filter_uniform = filter_uniform
     trainer.r1ci_rewards = (funcs, weights)
     trainer.r1ci_rollout_func = rollout_func
+    trainer.r1ci_baseline = dict(baseline or {})
     resume = last_checkpoint(work_dir)
     if resume:
         log.info("resuming GRPO from %s", resume)
@@ -215,6 +224,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     rewards = [e["reward"] for e in history if "reward" in e]
     steps = [int(e["step"]) for e in history if "reward" in e]
     correct = [e.get("rewards/correctness/mean", float("nan")) for e in history if "reward" in e]
+    gain = [e.get("correctness_gain", float("nan")) for e in history if "reward" in e]
     return {
         "steps": int(trainer.state.global_step),
         "resumed_from_step": resumed_step(resume),
@@ -223,6 +233,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
         "reward_curve": rewards,
         "reward_steps": steps,
         "correctness_curve": correct,
+        "correctness_gain_curve": gain,
         "n_rollouts": int(rollout_func.stats["rollouts"]),
         "n_infra_errors": int(rollout_func.stats["infra_errors"]),
         "rollout_s": round(float(rollout_func.stats["rollout_s"]), 1),

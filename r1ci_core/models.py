@@ -103,7 +103,7 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int, phrases: Iterabl
 
 
 def wire_induction_heads(model: Any, seed: int = 0, prev_gain: float = 8.0, match_gain: float = 4.0,
-                         copy_gain: float = 12.0) -> None:
+                         copy_gain: float = 24.0) -> None:
     """Give a freshly initialised Qwen2 an induction circuit: the copying mechanism of pretrained LMs.
 
     Pretrained language models copy from their context with *induction heads* (Olsson et al., 2022): a
@@ -180,6 +180,11 @@ def wire_induction_heads(model: Any, seed: int = 0, prev_gain: float = 8.0, matc
         a1.v_proj.bias[head0] = 0
         a1.o_proj.weight[:, head0] = 0
         a1.o_proj.weight[:tok_dims, head0] = copy.T * copy_gain
+        # query heads sharing key/value head 0 (grouped-query attention) start silent: they would read the
+        # wired values through random output weights
+        group = heads // max(1, cfg.num_key_value_heads)
+        for attn in (a0, a1):
+            attn.o_proj.weight[:, d:group * d] = 0
         # nothing else writes into the reserved dimensions at the start
         for i, layer in enumerate(layers):
             layer.self_attn.o_proj.weight[tok_dims:, d if i == 0 else 0:] = 0

@@ -294,11 +294,12 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
-        stages = None
+        stages, baseline = None, None
         if ccfg.enabled:
             if difficulty is None or not Path(difficulty.path).is_file():
                 raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
             measured = load_difficulty(difficulty.path)
+            baseline = {f: d.pass_rate for f, d in measured.items()}
             stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.get("max_steps", 0) or 0),
                                     ccfg.stage_steps, cumulative=ccfg.cumulative)
             mlflow.log_dict({"stages": schedule_dict(stages),
@@ -307,10 +308,12 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                                for s in stages})
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
-                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages)
+                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline)
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
-                    "correctness": (figures["reward_steps"], figures["correctness_curve"])}, "reward_curve")
+                    "correctness": (figures["reward_steps"], figures["correctness_curve"]),
+                    "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"])},
+                   "reward_curve")
         version = lineage.register_checkpoint(out, "r1ci-grpo")
         meta = {**figures, "model_version": version}
         if stages:
