@@ -37,14 +37,14 @@ REASONING = ("Let me think. The question is: {question} Doing this by hand is sl
              "so I will write Python code to compute it exactly, then read the result.")
 
 
-def teaching_conversation(item: Item, output: str) -> list[dict[str, str]]:
+def teaching_conversation(item: Item, output: str, mode: str = "autonomous") -> list[dict[str, str]]:
     """Reason in text (restating the question), write a code block, then answer from its output."""
     family = registry()[item.family]
     code = family.reference_solution(item)
     if not code.endswith("\n"):
         code += "\n"
     question = item.question.splitlines()[0]
-    return prompt_messages(item.question) + [
+    return prompt_messages(item.question, mode) + [
         {"role": "assistant", "content": REASONING.format(question=question) + f"\n```python\n{code}```"},
         exec_message(output),
         {"role": "assistant", "content": f"The code printed the result, so the answer is <<<{item.answer}>>>"},
@@ -105,7 +105,9 @@ def make_tiny_policy(out_dir: Path, items: list[Item], n_teach: int = 3, steps: 
     reg = registry()
     with Sandbox() as sandbox:
         results = sandbox.run_many([reg[i.family].reference_solution(i) for i in taught])
-    conversations = [teaching_conversation(i, r.stdout.rstrip("\n")) for i, r in zip(taught, results, strict=True)]
+    # taught under both code-running system prompts, so code_first mode writes code as autonomous does
+    conversations = [teaching_conversation(i, r.stdout.rstrip("\n"), mode)
+                     for mode in ("autonomous", "code_first") for i, r in zip(taught, results, strict=True)]
     teach(model, tokenizer, conversations, steps=steps, seed=seed)
     model.save_pretrained(out_dir)
     return model, tokenizer
