@@ -68,7 +68,9 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
     rows = sft_rows(trajectories, tokenizer)
-    fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": str(base_path),
+    from .evaluation import checkpoint_fingerprint
+
+    fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})
     cpu_threads()
     model = load_model(base_path, recipe.model.dtype, recipe.model.local_files_only,

@@ -314,6 +314,15 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
                     "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"])},
                    "reward_curve")
+        if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
+            from .curriculum import measure_difficulty
+
+            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox)
+            rates = {f: d["pass_rate"] for f, d in after["families"].items()}
+            mlflow.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
+                                "train_pass_rate_before": sum(baseline.values()) / len(baseline),
+                                "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
+            figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
         version = lineage.register_checkpoint(out, "r1ci-grpo")
         meta = {**figures, "model_version": version}
         if stages:
