@@ -142,3 +142,17 @@ def test_unknown_grpo_key_is_a_recipe_error(tmp_path, tiny_policy, items, sandbo
     with pytest.raises(RecipeError, match="unknown keys"):
         grpo.train_grpo(small_recipe.with_overrides({"grpo.not_a_field": 1}), items[:3], str(tiny_policy),
                         tmp_path / "out", tmp_path / "work", sandbox)
+
+
+def test_grpo_resumes_from_its_last_checkpoint(tmp_path, tiny_policy, items, sandbox, small_recipe):
+    """A run stopped after checkpoint-1 (checkpoint-2 never written) continues at step 1 with its optimizer."""
+    import shutil
+
+    recipe = small_recipe.with_overrides({"grpo.max_steps": 2, "grpo.save_strategy": "steps", "grpo.save_steps": 1})
+    first = grpo.train_grpo(recipe, items[:3], str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert first["steps"] == 2 and first["resumed_from_step"] == 0
+    assert (tmp_path / "work" / "checkpoint-1" / "optimizer.pt").is_file()
+    shutil.rmtree(tmp_path / "work" / "checkpoint-2")  # as if killed between the two saves
+    again = grpo.train_grpo(recipe, items[:3], str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert again["resumed_from_step"] == 1 and again["steps"] == 2
+    assert again["n_rollouts"] == 4  # only the remaining step was rolled out
