@@ -228,9 +228,22 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     steps = [int(e["step"]) for e in history if "reward" in e]
     correct = [e.get("rewards/correctness/mean", float("nan")) for e in history if "reward" in e]
     gain = [e.get("correctness_gain", float("nan")) for e in history if "reward" in e]
+    stage_of_step = []
+    for step in steps:
+        end = 0
+        stage_of_step.append(0)
+        for st in stages or []:
+            end += st.steps
+            if step <= end:
+                stage_of_step[-1] = st.index
+                break
     return {
         "steps": int(trainer.state.global_step),
         "resumed_from_step": resumed_step(resume),
+        "reward_trend": reward_trend(rewards),
+        "reward_within_stage_trend": within_stage_trend(rewards, stage_of_step),
+        "reward_first_half": _mean(rewards[: len(rewards) // 2]),
+        "reward_second_half": _mean(rewards[len(rewards) // 2:]),
         "reward_first": float(rewards[0]) if rewards else float("nan"),
         "reward_last": float(rewards[-1]) if rewards else float("nan"),
         "reward_curve": rewards,
@@ -244,6 +257,10 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
         "reward_names": names,
         "reward_weights": weights,
     }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
 
 
 def _stage_callback(stages: list[Any]) -> Any:
@@ -264,6 +281,24 @@ def _stage_callback(stages: list[Any]) -> Any:
                 mlflow.log_metric("curriculum_stage", stage, step=state.global_step)
 
     return _Stage()
+
+
+def within_stage_trend(rewards: list[float], stage_of_step: list[int]) -> float:
+    """Least-squares slope of the reward per step with one intercept per curriculum stage (pooled within-stage
+    slope): the learning trend once the stages' different family mixes are taken out."""
+    groups: dict[int, list[tuple[int, float]]] = {}
+    for i, (r, st) in enumerate(zip(rewards, stage_of_step, strict=True)):
+        if r == r:  # not NaN
+            groups.setdefault(st, []).append((i, r))
+    num = den = 0.0
+    for pts in groups.values():
+        if len(pts) < 2:
+            continue
+        mx = sum(i for i, _ in pts) / len(pts)
+        my = sum(r for _, r in pts) / len(pts)
+        num += sum((i - mx) * (r - my) for i, r in pts)
+        den += sum((i - mx) ** 2 for i, _ in pts)
+    return num / den if den else float("nan")
 
 
 def reward_trend(rewards: list[float]) -> float:
