@@ -3,7 +3,8 @@
     python benchmarks/rollout_bench.py [--questions 32] [--batch-size 32] [--threads 1]
 
 Prints a table, then as its LAST line one JSON object {"metric": "rollout_batched_speedup", ...}.
-Both runs use the same taught tiny policy, questions, limits (greedy) and sandbox.
+Both runs use the same taught tiny policy, questions, limits (greedy) and sandbox. The limits are the tiny
+recipe's `rollout` section (what the pipeline runs), with `--batch-size` and, if given, `--max-new-tokens`.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: the tiny recipe's")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
-    ap.add_argument("--teach-steps", type=int, default=100)
+    ap.add_argument("--teach-items", type=int, default=16,
+                    help="questions the tiny policy is taught (it then writes code, runs it and answers)")
+    ap.add_argument("--teach-steps", type=int, default=200)
     args = ap.parse_args()
 
     logging.disable(logging.WARNING)
@@ -49,7 +52,7 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
 
-    from r1ci_core.config import RolloutConfig
+    from r1ci_core.config import load_recipe
     from r1ci_core.rollout import get_backend, run_rollouts
     from r1ci_core.rollout.tiny import make_tiny_policy, sample_items
     from r1ci_core.sandbox import Sandbox
@@ -57,10 +60,12 @@ def main() -> None:
     items = sample_items(args.questions, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        model, tok = make_tiny_policy(Path(tmp) / "tiny", items, n_teach=3, steps=args.teach_steps)
+        model, tok = make_tiny_policy(Path(tmp) / "tiny", items, n_teach=args.teach_items, steps=args.teach_steps)
         build_s = time.perf_counter() - t0
     backend = get_backend("transformers", model=model, tokenizer=tok)
-    limits = RolloutConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    limits = load_recipe("tiny").rollout.model_copy(update={"batch_size": args.batch_size, "temperature": 0.0})
+    if args.max_new_tokens:
+        limits = limits.model_copy(update={"max_new_tokens": args.max_new_tokens})
     one = limits.model_copy(update={"batch_size": 1})
 
     with Sandbox() as sandbox:
@@ -77,7 +82,8 @@ def main() -> None:
     same = [t.messages for t in batched] == [t.messages for t in single]
     ratio = b["samples_per_s"] / s["samples_per_s"]
     print(f"tiny policy built and taught in {build_s:.1f}s; {args.questions} questions, greedy, "
-          f"max_new_tokens={args.max_new_tokens}, torch threads={args.threads}")
+          f"limits: tiny recipe (max_new_tokens={limits.max_new_tokens}, max_turns={limits.max_turns}, "
+          f"max_code_calls={limits.max_code_calls}), torch threads={args.threads}")
     header = f"{'engine':<22}{'samples/s':>10}{'wall s':>9}{'gen s':>8}{'exec s':>8}{'turns':>7}{'code':>6}" \
              f"{'tokens':>8}{'acc':>6}"
     print(header)

@@ -15,7 +15,6 @@ from typing import Any
 from .chat import tokenize_conversation
 from .config import Recipe
 from .models import load_model, load_tokenizer
-from .trajectory import Trajectory
 from .training import (
     cpu_threads,
     fingerprint_work_dir,
@@ -25,6 +24,7 @@ from .training import (
     save_final,
     trl_config,
 )
+from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,10 @@ Each round, every unfinished trajectory gets one assistant turn, in batches of a
 of a ```python block, or right after an ``<<<answer>>>`` outside code. The code blocks closed by a batch
 run through `sandbox.run_many` (in parallel, overlapping the next batch's generation), their outputs
 come back as interpreter turns (``Code Execution Results:``), and only trajectories that wrote code
-continue. When few rows of a batch are still generating (``preempt_fraction``), they are stopped
-mid-turn and finish the turn in the next round's batch: their ids so far stay in the record exactly as
-generated, so the result is the same as without preemption, only the batches are fuller.
+continue. Optionally (``preempt_fraction`` > 0), when few rows of a batch are still generating they are
+stopped mid-turn and finish the turn in the next round's batch: their ids so far stay in the record exactly
+as generated, so the result is the same as without preemption, only the batches are fuller. Off by default:
+the transformers backend drops finished rows from its batch, so stragglers no longer pay for them.
 
 Policy decisions (documented contract):
 
@@ -134,7 +135,7 @@ def run_rollouts(
     progress: bool = True,
     score: bool = True,
     families: Mapping[str, Any] | None = None,
-    preempt_fraction: float = 0.25,
+    preempt_fraction: float = 0.0,
     batch_overhead_tokens: int | None = None,
 ) -> list[Trajectory]:
     """Roll out `samples_per_item` multi-turn trajectories per item with `backend`; see the module doc.

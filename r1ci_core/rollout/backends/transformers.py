@@ -1,4 +1,10 @@
-"""Batched, left-padded `model.generate` with a per-row stopping criterion (closing fence, answer, EOS, budget)."""
+"""Batched decoding with a Hugging Face causal LM: one prefill, then a token at a time with a KV cache.
+
+r1ci's own decode loop rather than `model.generate`: a row that ends its turn (closing fence, answer, EOS,
+budget) leaves the batch at once (`DynamicCache.batch_select_indices`), so the remaining rows no longer pay
+for finished ones, and the left padding every remaining row shares is dropped from the cache. With SDPA or
+eager attention the decode steps take a ready 4-D boolean mask, so no mask is rebuilt per step.
+"""
 
 from __future__ import annotations
 
@@ -6,63 +12,39 @@ import logging
 import threading
 from typing import Any
 
-from transformers import StoppingCriteria
-
 from .base import Backend, GenRequest, GenResult, SamplingParams, turn_stop
 
 log = logging.getLogger(__name__)
 
+MASK_4D_ATTENTION = ("sdpa", "eager")  # attention implementations that take a prepared 4-D mask as is
 
-class _TurnStopper(StoppingCriteria):
-    """Per-row stop decision made on the host after every generated token.
 
-    Records for each row how many generated tokens to keep and why it stopped, so rows that finish early
-    (and are then filled with padding by `generate`) are cut exactly after their last real token.
-    """
+class _RowStops:
+    """Per-row stop decisions on the host, token by token (closing fence, answer, EOS, stop strings, budget)."""
 
-    def __init__(self, backend: TransformersBackend, start: int, requests: list[GenRequest], preempt_below: int = 0):
+    def __init__(self, backend: TransformersBackend, requests: list[GenRequest]):
         self.backend = backend
-        self.start = start
         self.requests = requests
-        self.preempt_below = preempt_below
-        n = len(requests)
-        self.keep: list[int | None] = [None] * n
-        self.reason: list[str | None] = [None] * n
         self.text = [r.turn_text for r in requests]
 
-    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
-        import torch
-
-        n_new = input_ids.shape[1] - self.start
-        last = input_ids[:, -1].tolist()
-        eos = self.backend.eos_ids
-        for b, tok in enumerate(last):
-            if self.reason[b] is not None:
-                continue
-            req = self.requests[b]
-            if tok in eos:
-                self.reason[b], self.keep[b] = "eos", n_new
-                continue
-            piece = self.backend.piece(tok)
-            text = self.text[b] = self.text[b] + piece
-            if req.stop_on_turn and ("`" in piece or ">" in piece):
-                why = turn_stop(text)
-                if why:
-                    self.reason[b], self.keep[b] = why, n_new
-                    continue
-            if req.stop:
-                tail = len(piece) + max(len(s) for s in req.stop)
-                if any(s in text[-tail:] for s in req.stop):
-                    self.reason[b], self.keep[b] = "stop", n_new
-                    continue
-            if n_new >= req.max_new_tokens:
-                self.reason[b], self.keep[b] = "length", n_new
-        running = [b for b, r in enumerate(self.reason) if r is None]
-        if running and len(running) <= self.preempt_below:
-            for b in running:
-                self.reason[b], self.keep[b] = "preempted", n_new
-        done = [r is not None for r in self.reason]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    def check(self, b: int, tok: int, n_new: int) -> str | None:
+        """Why row `b` stops after its `n_new`-th new token `tok`, or None to go on."""
+        req = self.requests[b]
+        if tok in self.backend.eos_ids:
+            return "eos"
+        piece = self.backend.piece(tok)
+        text = self.text[b] = self.text[b] + piece
+        if req.stop_on_turn and ("`" in piece or ">" in piece):
+            why = turn_stop(text)
+            if why:
+                return why
+        if req.stop:
+            tail = len(piece) + max(len(s) for s in req.stop)
+            if any(s in text[-tail:] for s in req.stop):
+                return "stop"
+        if n_new >= req.max_new_tokens:
+            return "length"
+        return None
 
 
 class TransformersBackend(Backend):
@@ -145,54 +127,22 @@ class TransformersBackend(Backend):
 
     def _generate(self, requests: list[GenRequest], sampling: SamplingParams, preempt_below: int = 0) -> list[GenResult]:
         import torch
-        from transformers import StoppingCriteriaList
 
         prompts = [r.prompt_ids if r.prompt_ids is not None else self.prompt_ids(r.messages) for r in requests]
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for b, p in enumerate(prompts):
-            if p:
-                input_ids[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
-                attention[b, width - len(p):] = 1
-        device = self.device
-        input_ids, attention = input_ids.to(device), attention.to(device)
-
-        stopper = _TurnStopper(self, width, requests, preempt_below)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=max(1, max(r.max_new_tokens for r in requests)),
-            eos_token_id=sorted(self.eos_ids),
-            pad_token_id=self.pad_id,
-            use_cache=True,
-            num_beams=1,
-            repetition_penalty=1.0,
-            stopping_criteria=StoppingCriteriaList([stopper]),
-        )
-        if sampling.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            torch.manual_seed(sampling.seed)
-
+        if any(not p for p in prompts):
+            raise ValueError("the transformers backend needs a non-empty prompt for every request")
         was_training = bool(getattr(self.model, "training", False))
         self.model.eval()
         try:
             with torch.no_grad():
-                out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+                generated, reasons = self._decode(prompts, requests, sampling, preempt_below)
         finally:
             if was_training:
                 self.model.train()
-        generated = out[:, width:].tolist()
 
         results = []
-        for b, req in enumerate(requests):
-            row = generated[b]
-            keep = stopper.keep[b]
-            reason = stopper.reason[b]
-            if keep is None:  # generate ended by its own criteria (max length): everything is real
-                keep, reason = min(len(row), req.max_new_tokens), "length"
-            ids = row[:keep]
-            ended_with_eos = bool(ids) and ids[-1] in self.eos_ids and reason == "eos"
+        for req, ids, reason in zip(requests, generated, reasons, strict=True):
+            ended_with_eos = reason == "eos"
             text = self.decode(ids[:-1] if ended_with_eos else ids)
             if reason == "stop":
                 cut = [text.find(s) for s in req.stop if s in text]
@@ -200,3 +150,88 @@ class TransformersBackend(Backend):
                     text = text[: min(cut)]
             results.append(GenResult(text=text, finish=reason, token_ids=ids, ended_with_eos=ended_with_eos))
         return results
+
+    def _decode(self, prompts: list[list[int]], requests: list[GenRequest], sampling: SamplingParams,
+                preempt_below: int) -> tuple[list[list[int]], list[str]]:
+        """Prefill the left-padded batch, then decode; rows leave the batch as soon as their turn ends."""
+        import torch
+        from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        device = self.device
+        n, width = len(prompts), max(len(p) for p in prompts)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for b, p in enumerate(prompts):
+            input_ids[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            attention[b, width - len(p):] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        warpers = LogitsProcessorList()
+        if not sampling.greedy:
+            warpers.append(TemperatureLogitsWarper(sampling.temperature))
+            if sampling.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(sampling.top_p))
+            generator = torch.Generator(device=device).manual_seed(sampling.seed)
+        mask_4d = getattr(self.model.config, "_attn_implementation", None) in MASK_4D_ATTENTION
+
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        keep = attention.bool()  # (rows, cache length): which cached positions each row attends to
+        next_pos = positions[:, -1] + 1
+        rows = list(range(n))  # the request index of each row still in the batch
+        stops = _RowStops(self, requests)
+        generated: list[list[int]] = [[] for _ in range(n)]
+        reasons: list[str] = ["length"] * n
+        n_new = 0
+        while True:
+            scores = out.logits[:, -1, :].float()
+            if sampling.greedy:
+                tokens = scores.argmax(-1)
+            else:
+                probs = torch.softmax(warpers(None, scores), dim=-1)
+                tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            n_new += 1
+            ended = []
+            for j, (b, tok) in enumerate(zip(rows, tokens.tolist(), strict=True)):
+                generated[b].append(tok)
+                why = stops.check(b, tok, n_new)
+                if why is not None:
+                    reasons[b] = why
+                    ended.append(j)
+            if len(ended) == len(rows):
+                break
+            if ended:
+                left = torch.tensor([j for j in range(len(rows)) if j not in set(ended)], device=device)
+                cache.batch_select_indices(left)
+                tokens, keep, next_pos = tokens[left], keep[left], next_pos[left]
+                rows = [rows[j] for j in left.tolist()]
+                keep = self._drop_shared_padding(cache, keep)
+            if len(rows) <= preempt_below:
+                for b in rows:
+                    reasons[b] = "preempted"
+                break
+            keep = torch.cat([keep, keep.new_ones((len(rows), 1))], dim=1)
+            mask = keep[:, None, None, :] if mask_4d else keep.long()
+            out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                             past_key_values=cache, use_cache=True)
+            next_pos = next_pos + 1
+        return generated, reasons
+
+    @staticmethod
+    def _drop_shared_padding(cache: Any, keep: Any) -> Any:
+        """Cut the leading cache positions that are padding for every remaining row (shorter attention).
+
+        Only for caches made of plain full-attention `DynamicLayer`s, whose state is just their tensors.
+        """
+        from transformers.cache_utils import DynamicLayer
+
+        shared = int((~keep).all(dim=0).long().cumprod(dim=0).sum())
+        layers = getattr(cache, "layers", None) or []
+        if not shared or not layers or any(type(layer) is not DynamicLayer or not layer.is_initialized
+                                           for layer in layers):
+            return keep
+        for layer in layers:
+            layer.keys = layer.keys[:, :, shared:]
+            layer.values = layer.values[:, :, shared:]
+        return keep[:, shared:]
