@@ -91,6 +91,31 @@ def test_batched_equals_one_at_a_time(tiny_policy, items):
     assert [t.token_ids for t in batched] == [t.token_ids for t in single]
 
 
+def test_decode_loop_matches_generate_on_mixed_lengths(tiny_policy, items):
+    """r1ci's decode loop (rows leave the batch, shared padding dropped) gives, for each row of a batch of
+    different prompt lengths, a prefix of what `model.generate` gives greedily for that prompt alone."""
+    import torch
+
+    from r1ci_core.rollout.backends.base import GenRequest, SamplingParams
+
+    _, model, tok = tiny_policy
+    backend = TransformersBackend(model, tok)
+    prompts = [backend.prompt_ids([{"role": "user", "content": it.question}]) for it in items[:4]]
+    prompts[1] = prompts[1] + prompts[2][-7:]  # lengths differ: left padding, rows ending at different steps
+    assert len({len(p) for p in prompts}) > 1
+    requests = [GenRequest(messages=[], max_new_tokens=40, prompt_ids=p) for p in prompts]
+    requests[1].max_new_tokens = 3  # the longest prompt leaves first: the others' shared padding is dropped
+    out = backend.generate(requests, SamplingParams())
+    assert out[1].finish == "length" and len(out[1].token_ids) == 3
+    assert {r.finish for r in out} <= {"code", "answer", "eos", "length"}
+    for p, r in zip(prompts, out, strict=True):
+        with torch.no_grad():
+            ref = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                                 max_new_tokens=40, do_sample=False, pad_token_id=backend.pad_id)
+        ref_ids = ref[0, len(p):].tolist()
+        assert r.token_ids and ref_ids[: len(r.token_ids)] == r.token_ids
+
+
 def test_live_training_model_mode_is_restored(tiny_policy, items):
     _, model, tok = tiny_policy
     model.train()
