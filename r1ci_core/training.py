@@ -19,6 +19,14 @@ def trl_config(config_cls: type, section: dict[str, Any], section_name: str, out
     unknown = sorted(set(section) - known)
     if unknown:
         raise RecipeError(f"recipe section {section_name!r} has unknown keys {unknown} (they must be {config_cls.__name__} fields)")
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    section = dict(section)
+    for key, value in section.items():  # YAML reads 5e-4 (no dot) as a string: take it as the number it is
+        if isinstance(value, str) and isinstance(fields[key].default, float) and not isinstance(fields[key].default, bool):
+            try:
+                section[key] = float(value)
+            except ValueError:
+                raise RecipeError(f"recipe section {section_name!r}: {key} must be a number, got {value!r}") from None
     kwargs = {**defaults, **section, "output_dir": str(output_dir)}
     try:
         return config_cls(**kwargs)

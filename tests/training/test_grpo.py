@@ -58,9 +58,9 @@ def test_one_grpo_step_with_code_execution_masks_interpreter_tokens(tmp_path, mo
     for traj in trajs:
         row = rows.index(traj.token_ids[traj.prompt_len:])
         ids = inputs["completion_ids"][row].tolist()
-        trained = tok.decode([i for i, m in zip(ids, loss_mask[row].tolist()) if m], skip_special_tokens=False)
+        trained = tok.decode([i for i, m in zip(ids, loss_mask[row].tolist(), strict=False) if m], skip_special_tokens=False)
         masked = tok.decode([i for i, m, c in zip(ids, inputs["tool_mask"][row].tolist(),
-                                                   inputs["completion_mask"][row].tolist()) if c and not m],
+                                                   inputs["completion_mask"][row].tolist(), strict=False) if c and not m],
                             skip_special_tokens=False)
         assert EXEC_PREFIX not in trained
         for ex in traj.executions:
@@ -70,8 +70,8 @@ def test_one_grpo_step_with_code_execution_masks_interpreter_tokens(tmp_path, mo
             assert EXEC_PREFIX in masked  # the interpreter turn is in the sequence, with no loss
             assert "```python" in trained  # the policy's own code carries the loss
         # the loss-carrying ids are exactly the policy's own tokens
-        own = [i for i, m in zip(traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:]) if m]
-        assert [i for i, m in zip(ids, loss_mask[row].tolist()) if m] == own
+        own = [i for i, m in zip(traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:], strict=False) if m]
+        assert [i for i, m in zip(ids, loss_mask[row].tolist(), strict=False) if m] == own
 
 
 class HalfBrokenSandbox:
@@ -142,6 +142,19 @@ def test_unknown_grpo_key_is_a_recipe_error(tmp_path, tiny_policy, items, sandbo
     with pytest.raises(RecipeError, match="unknown keys"):
         grpo.train_grpo(small_recipe.with_overrides({"grpo.not_a_field": 1}), items[:3], str(tiny_policy),
                         tmp_path / "out", tmp_path / "work", sandbox)
+
+
+def test_numbers_yaml_reads_as_strings_are_taken_or_refused(tmp_path):
+    """YAML 1.1 reads `5e-4` as a string: a float field takes it as the number; a non-number is a RecipeError."""
+    from trl import GRPOConfig
+
+    from r1ci_core.config import RecipeError
+    from r1ci_core.training import trl_config
+
+    args = trl_config(GRPOConfig, {"learning_rate": "5e-4", "use_cpu": True}, "grpo", tmp_path)
+    assert args.learning_rate == 5e-4
+    with pytest.raises(RecipeError, match="learning_rate must be a number"):
+        trl_config(GRPOConfig, {"learning_rate": "fast", "use_cpu": True}, "grpo", tmp_path)
 
 
 def test_grpo_resumes_from_its_last_checkpoint(tmp_path, tiny_policy, items, sandbox, small_recipe):
