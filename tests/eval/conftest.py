@@ -15,16 +15,6 @@ from r1ci_core.sandbox import Sandbox
 SEEN, UNSEEN = "number_multiply", "bbh_boolean_expressions"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: keep CPU use modest
-    yield
-    torch.set_num_threads(prev)
-
-
 @pytest.fixture(scope="session")
 def eval_items():
     """6 questions: 3 of a 'training' family (held-out questions) and 3 of a held-out test family."""

@@ -65,13 +65,3 @@ def recipe():
         "sft": {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "save_steps": 100,
                 "logging_steps": 1, "warmup_steps": 0},
     })
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _few_threads():
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(prev)

@@ -11,16 +11,6 @@ from teacher_helpers import small_recipe
 from r1ci_core.sandbox import Sandbox
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: keep CPU use modest
-    yield
-    torch.set_num_threads(prev)
-
-
 @pytest.fixture(scope="session")
 def sandbox():
     with Sandbox() as sb:

@@ -9,16 +9,6 @@ from r1ci_core.rollout.tiny import make_tiny_policy, sample_items
 from r1ci_core.sandbox import Sandbox
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: keep CPU use modest
-    yield
-    torch.set_num_threads(prev)
-
-
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(tmp_path, monkeypatch):
     """No test writes to the project's MLflow store (training only logs when a run is active)."""

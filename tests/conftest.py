@@ -1,0 +1,16 @@
+"""Shared by every test folder."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Torch on one thread: the 2-core machine is shared with sandboxes and subprocesses."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
