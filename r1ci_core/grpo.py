@@ -237,8 +237,14 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
             if step <= end:
                 stage_of_step[-1] = st.index
                 break
+    steps_per_pass = math.ceil(len(items) / prompts_per_step)
+    passes = pass_means(rewards, steps_per_pass)
     return {
         "steps": int(trainer.state.global_step),
+        "steps_per_pass": steps_per_pass,
+        "reward_pass_means": passes,
+        "reward_first_pass": passes[0] if passes else float("nan"),
+        "reward_last_pass": passes[-1] if passes else float("nan"),
         "resumed_from_step": resumed_step(resume),
         "reward_trend": reward_trend(rewards),
         "reward_within_stage_trend": within_stage_trend(rewards, stage_of_step),
@@ -299,6 +305,14 @@ def within_stage_trend(rewards: list[float], stage_of_step: list[int]) -> float:
         num += sum((i - mx) * (r - my) for i, r in pts)
         den += sum((i - mx) ** 2 for i, _ in pts)
     return num / den if den else float("nan")
+
+
+def pass_means(rewards: list[float], steps_per_pass: int) -> list[float]:
+    """Mean reward of each complete pass over the GRPO questions (`steps_per_pass` steps). Without curriculum
+    stages (or with one) every pass has the same questions, so passes are comparable where single steps are
+    not (a step's reward mostly says which questions it drew)."""
+    n = len(rewards) // steps_per_pass if steps_per_pass > 0 else 0
+    return [_mean(rewards[i * steps_per_pass:(i + 1) * steps_per_pass]) for i in range(n)]
 
 
 def reward_trend(rewards: list[float]) -> float:

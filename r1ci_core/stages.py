@@ -312,7 +312,10 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
-                    "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"])},
+                    "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"]),
+                    "reward per pass over the questions": (
+                        [figures["steps_per_pass"] * (i + 1) for i in range(len(figures["reward_pass_means"]))],
+                        figures["reward_pass_means"])},
                    "reward_curve")
         if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
             from .curriculum import measure_difficulty

@@ -94,3 +94,15 @@ def test_rewards_named_weighted_and_none_for_infra_errors():
     assert totals[0] == pytest.approx(1.1) and totals[2] is None and totals[3] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="unknown rewards"):
         get_reward_funcs(["nope"])
+
+
+def test_reward_pass_means_and_trends():
+    from r1ci_core.grpo import pass_means, reward_trend, within_stage_trend
+
+    rewards = [0.1, 0.3, 0.2, 0.4, 0.5, 0.6, 0.9]
+    assert pass_means(rewards, 3) == pytest.approx([0.2, 0.5])  # the incomplete last pass is left out
+    assert pass_means(rewards, 8) == [] and pass_means([], 2) == []
+    assert reward_trend([0.0, 0.1, 0.2]) == pytest.approx(0.1) and reward_trend([0.3, 0.2, 0.1]) < 0
+    # two stages, each rising by 0.1 per step, the second starting lower: pooled slope 0.1, overall falling
+    assert within_stage_trend([0.8, 0.9, 1.0, 0.1, 0.2, 0.3], [1, 1, 1, 2, 2, 2]) == pytest.approx(0.1)
+    assert reward_trend([0.8, 0.9, 1.0, 0.1, 0.2, 0.3]) < 0
