@@ -37,6 +37,7 @@ Policy decisions (documented contract):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +57,7 @@ DISABLED_MESSAGE = "Code execution is disabled in this mode: answer in text only
 LIMIT_MESSAGE = "Code execution limit reached ({n} calls): this code was not run. Give the final answer."
 MODES = ("autonomous", "text_only", "code_first")
 TURN_TOKENS_GUESS = 64  # expected new tokens of a turn, for sizing batches
+EXEC_THREADS = max(2, os.cpu_count() or 1)  # concurrent sandbox calls while streaming turns
 
 
 def format_output(result: Any, *, output_chars: int, output_tokens: int, tokenizer: Any = None) -> tuple[str, bool]:
@@ -186,6 +188,7 @@ class _Engine:
         if self.token_level and self.tokenizer is None:
             raise ValueError(f"backend {backend.name!r} is token-level but has no tokenizer")
         self.render = _Renderer(self.tokenizer) if self.token_level else None
+        self.stream = bool(getattr(backend, "streams_turns", False))
 
     # ------------------------------------------------------------------ setup
     def _provenance(self, sample: int) -> dict[str, Any]:
@@ -220,20 +223,23 @@ class _Engine:
         bar = tqdm(total=len(states), desc=f"rollouts ({self.mode})", unit="traj", disable=not self.progress,
                    dynamic_ncols=True)
         self._gen_s = self._exec_s = 0.0
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r1ci-exec")
+        # Code runs while generation goes on: a streaming backend hands each finished turn over at once (its
+        # code starts in the sandbox while other rows still generate); otherwise a batch's code runs while
+        # the next batch generates.
+        pool = ThreadPoolExecutor(max_workers=EXEC_THREADS if self.stream else 1, thread_name_prefix="r1ci-exec")
         try:
             rnd = 0
             while True:
                 active = [s for s in states if not s.done]
                 if not active:
                     break
-                pending: list[tuple[list[tuple[_State, str]], Future, float]] = []
+                pending: list[tuple[list[tuple[_State, str]], Future]] = []
                 for c, chunk in enumerate(self._chunks(active)):
-                    runs = self._generate_chunk(chunk, rnd, c)
+                    runs = self._generate_chunk(chunk, rnd, c, pool, pending)
                     bar.update(sum(1 for s in chunk if s.done))
                     if runs:
-                        pending.append((runs, pool.submit(self._execute, [code for _, code in runs]), 0.0))
-                for runs, fut, _ in pending:
+                        pending.append((runs, pool.submit(self._execute, [code for _, code in runs])))
+                for runs, fut in pending:
                     results, wall = fut.result()
                     self._exec_s += wall
                     for (s, code), res in zip(runs, results, strict=True):
@@ -288,7 +294,12 @@ class _Engine:
         return SamplingParams(temperature=self.limits.temperature, top_p=self.limits.top_p,
                               seed=(self.seed * 1_000_003 + rnd * 1009 + chunk) % (2**31 - 1))
 
-    def _generate_chunk(self, chunk: list[_State], rnd: int, c: int) -> list[tuple[_State, str]]:
+    def _generate_chunk(self, chunk: list[_State], rnd: int, c: int, pool: ThreadPoolExecutor,
+                        pending: list[tuple[list[tuple[_State, str]], Future]]) -> list[tuple[_State, str]]:
+        """Generate one turn for each conversation of `chunk`; return the code still to run.
+
+        With a streaming backend each turn is recorded as it ends and its code submitted to `pool` at once
+        (appended to `pending`); nothing is left to return then."""
         requests = [
             GenRequest(messages=list(s.messages), max_new_tokens=max(1, s.remaining),
                        prompt_ids=list(s.traj.token_ids) if self.token_level else None,
@@ -297,15 +308,28 @@ class _Engine:
         ]
         # Preempt stragglers only when they can join other work next round (else they would run alone anyway).
         preempt = int(len(chunk) * self.preempt_fraction) if self.token_level and len(chunk) >= 4 else 0
+        recorded: set[int] = set()
+
+        def on_turn(i: int, r: GenResult) -> None:
+            recorded.add(i)
+            code = self._after_turn(chunk[i], r)
+            if code is not None:
+                pending.append(([(chunk[i], code)], pool.submit(self._execute, [code])))
+
         t0 = time.perf_counter()
-        results = self.backend.generate(requests, self._sampling(rnd, c), preempt_below=preempt)
+        kwargs: dict[str, Any] = {"preempt_below": preempt}
+        if self.stream:
+            kwargs["on_turn"] = on_turn
+        results = self.backend.generate(requests, self._sampling(rnd, c), **kwargs)
         dt = time.perf_counter() - t0
         self._gen_s += dt
         if len(results) != len(chunk):
             raise RuntimeError(f"backend {self.backend.name!r} returned {len(results)} turns for {len(chunk)} requests")
         runs = []
-        for s, r in zip(chunk, results, strict=True):
+        for i, (s, r) in enumerate(zip(chunk, results, strict=True)):
             s.traj.gen_time_s += dt / len(chunk)
+            if i in recorded:
+                continue
             code = self._after_turn(s, r)
             if code is not None:
                 runs.append((s, code))

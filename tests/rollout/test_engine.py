@@ -116,6 +116,45 @@ def test_decode_loop_matches_generate_on_mixed_lengths(tiny_policy, items):
         assert r.token_ids and ref_ids[: len(r.token_ids)] == r.token_ids
 
 
+def test_code_runs_while_other_rows_still_generate(tiny_policy, items, sandbox):
+    """A turn's code starts in the (real) sandbox as soon as its row ends the turn, before the batch's
+    generate call returns; the trajectories are the same as one at a time."""
+    import dataclasses
+    import threading
+
+    _, model, tok = tiny_policy
+    backend = TransformersBackend(model, tok)
+    assert backend.streams_turns
+    generating = threading.Event()
+    seen: list[bool] = []
+
+    class Recording:
+        def run_many(self, codes, **kw):
+            seen.append(generating.is_set())
+            return sandbox.run_many(codes, **kw)
+
+    orig = backend.generate
+
+    def spy(requests, sampling, **kw):
+        generating.set()
+        try:
+            return orig(requests, sampling, **kw)
+        finally:
+            generating.clear()
+
+    backend.generate = spy
+    lim = RolloutConfig(max_new_tokens=160, batch_size=6)
+    batch = [items[0], items[1], items[2]]
+    # one row rambles to the budget (an unanswerable question), the others write code early
+    odd = dataclasses.replace(items[3], question="zq " * 40, id="odd")
+    trajs = run_rollouts(backend, [*batch, odd], limits=lim, sandbox=Recording(), progress=False, score=False)
+    assert any(t.n_code_calls for t in trajs)
+    assert any(seen), "no code ran while the batch was still generating"
+    single = [run_rollouts(backend, [it], limits=lim.model_copy(update={"batch_size": 1}), sandbox=sandbox,
+                           progress=False, score=False)[0] for it in [*batch, odd]]
+    assert [t.token_ids for t in trajs] == [t.token_ids for t in single]
+
+
 def test_live_training_model_mode_is_restored(tiny_policy, items):
     _, model, tok = tiny_policy
     model.train()
@@ -314,8 +353,8 @@ def test_preempted_turns_continue_exactly(tiny_policy, items):
     calls = []
     orig = backend.generate
 
-    def spy(requests, sampling, *, preempt_below=0):
-        out = orig(requests, sampling, preempt_below=preempt_below)
+    def spy(requests, sampling, *, preempt_below=0, on_turn=None):
+        out = orig(requests, sampling, preempt_below=preempt_below, on_turn=on_turn)
         calls.append([r.finish for r in out])
         return out
 

@@ -126,6 +126,9 @@ class Backend(ABC):
     # What one more batch costs, in padded row-tokens: the engine splits a round into length-similar
     # batches only when that saves more padding than this (huge = plain `batch_size` chunks).
     batch_overhead_tokens: int = 1 << 30
+    # True: `generate` takes `on_turn` and calls it as each request's turn ends, before the call returns,
+    # so the engine can run that turn's code while the other rows are still generating.
+    streams_turns: bool = False
 
     @property
     def model_name(self) -> str:

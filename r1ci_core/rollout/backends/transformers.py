@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .base import Backend, GenRequest, GenResult, SamplingParams, turn_stop
@@ -56,6 +57,7 @@ class TransformersBackend(Backend):
 
     name = "transformers"
     token_level = True
+    streams_turns = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, model_path: str | None = None,
                  dtype: str = "float32", device: str | None = None, local_files_only: bool = True):
@@ -118,42 +120,54 @@ class TransformersBackend(Backend):
         except (StopIteration, AttributeError):
             return torch.device("cpu")
 
-    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *,
-                 preempt_below: int = 0) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams, *, preempt_below: int = 0,
+                 on_turn: Callable[[int, GenResult], None] | None = None) -> list[GenResult]:
+        """One turn per request; `on_turn(i, result)` is called as soon as request i's turn ends."""
         if not requests:
             return []
         with self._lock:
-            return self._generate(requests, sampling, preempt_below)
+            return self._generate(requests, sampling, preempt_below, on_turn)
 
-    def _generate(self, requests: list[GenRequest], sampling: SamplingParams, preempt_below: int = 0) -> list[GenResult]:
+    def _generate(self, requests: list[GenRequest], sampling: SamplingParams, preempt_below: int = 0,
+                  on_turn: Callable[[int, GenResult], None] | None = None) -> list[GenResult]:
         import torch
 
         prompts = [r.prompt_ids if r.prompt_ids is not None else self.prompt_ids(r.messages) for r in requests]
         if any(not p for p in prompts):
             raise ValueError("the transformers backend needs a non-empty prompt for every request")
+        results: list[GenResult | None] = [None] * len(requests)
+
+        def finished(b: int, ids: list[int], reason: str) -> None:
+            results[b] = self._result(requests[b], ids, reason)
+            if on_turn is not None:
+                on_turn(b, results[b])
+
         was_training = bool(getattr(self.model, "training", False))
         self.model.eval()
         try:
             with torch.no_grad():
-                generated, reasons = self._decode(prompts, requests, sampling, preempt_below)
+                self._decode(prompts, requests, sampling, preempt_below, finished)
         finally:
             if was_training:
                 self.model.train()
+        missing = [b for b, r in enumerate(results) if r is None]
+        if missing:
+            raise RuntimeError(f"decode loop ended without a turn for rows {missing}")
+        return results  # type: ignore[return-value]
 
-        results = []
-        for req, ids, reason in zip(requests, generated, reasons, strict=True):
-            ended_with_eos = reason == "eos"
-            text = self.decode(ids[:-1] if ended_with_eos else ids)
-            if reason == "stop":
-                cut = [text.find(s) for s in req.stop if s in text]
-                if cut:
-                    text = text[: min(cut)]
-            results.append(GenResult(text=text, finish=reason, token_ids=ids, ended_with_eos=ended_with_eos))
-        return results
+    def _result(self, req: GenRequest, ids: list[int], reason: str) -> GenResult:
+        ended_with_eos = reason == "eos"
+        text = self.decode(ids[:-1] if ended_with_eos else ids)
+        if reason == "stop":
+            cut = [text.find(s) for s in req.stop if s in text]
+            if cut:
+                text = text[: min(cut)]
+        return GenResult(text=text, finish=reason, token_ids=ids, ended_with_eos=ended_with_eos)
 
     def _decode(self, prompts: list[list[int]], requests: list[GenRequest], sampling: SamplingParams,
-                preempt_below: int) -> tuple[list[list[int]], list[str]]:
-        """Prefill the left-padded batch, then decode; rows leave the batch as soon as their turn ends."""
+                preempt_below: int, finished: Callable[[int, list[int], str], None]) -> None:
+        """Prefill the left-padded batch, then decode; a row leaves the batch (`finished(row, ids, reason)`) as
+        soon as its turn ends."""
         import torch
         from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
@@ -182,7 +196,6 @@ class TransformersBackend(Backend):
         rows = list(range(n))  # the request index of each row still in the batch
         stops = _RowStops(self, requests)
         generated: list[list[int]] = [[] for _ in range(n)]
-        reasons: list[str] = ["length"] * n
         n_new = 0
         while True:
             scores = out.logits[:, -1, :].float()
@@ -197,10 +210,10 @@ class TransformersBackend(Backend):
                 generated[b].append(tok)
                 why = stops.check(b, tok, n_new)
                 if why is not None:
-                    reasons[b] = why
+                    finished(b, generated[b], why)
                     ended.append(j)
             if len(ended) == len(rows):
-                break
+                return
             if ended:
                 left = torch.tensor([j for j in range(len(rows)) if j not in set(ended)], device=device)
                 cache.batch_select_indices(left)
@@ -209,14 +222,13 @@ class TransformersBackend(Backend):
                 keep = self._drop_shared_padding(cache, keep)
             if len(rows) <= preempt_below:
                 for b in rows:
-                    reasons[b] = "preempted"
-                break
+                    finished(b, generated[b], "preempted")
+                return
             keep = torch.cat([keep, keep.new_ones((len(rows), 1))], dim=1)
             mask = keep[:, None, None, :] if mask_4d else keep.long()
             out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                              past_key_values=cache, use_cache=True)
             next_pos = next_pos + 1
-        return generated, reasons
 
     @staticmethod
     def _drop_shared_padding(cache: Any, keep: Any) -> Any:
