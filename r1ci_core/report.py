@@ -26,6 +26,7 @@ from typing import Any
 
 from . import store
 from .io import atomic_dir
+from .metrics import wilson_interval
 
 SOURCE_LABELS = {"symbench": "SymBench", "bbh": "BBH", "reasoning_gym": "Reasoning-Gym", "custom": "Custom"}
 SOURCE_ORDER = list(SOURCE_LABELS)
@@ -114,6 +115,15 @@ def _run_order(runs: Any, ids: Sequence[str]) -> list[tuple[str, str, str]]:
     return [(i, *meta[i]) for i in ordered]
 
 
+def _pool_cell(row: Any) -> str:
+    """'75.0 [67.8, 81.1] (n=160)' for one run and pool."""
+    acc, n = getattr(row, "accuracy", None), int(getattr(row, "n", 0) or 0)
+    if _num(acc) is None or not n:
+        return f"– (n={n})"
+    low, high = wilson_interval(acc * n, n)
+    return f"{_pct(acc)} [{_pct(low)}, {_pct(high)}] (n={n})"
+
+
 def tables(data: dict[str, Any]) -> dict[str, _Table]:
     runs = data["runs"]
     order = _run_order(runs, data["ids"])
@@ -136,11 +146,9 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
 
     pools = _order(sorted(set(data["by_pool"]["pool"])), list(POOL_LABELS))
     pool_acc = {(r.run_id, r.pool): r for r in data["by_pool"].itertuples()}
-    pool_rows = [[ckpt, mode] + [(_pct(getattr(pool_acc.get((rid, p)), "accuracy", None))
-                                  + f" (n={int(getattr(pool_acc.get((rid, p)), 'n', 0))})") for p in pools]
-                 for rid, ckpt, mode in order]
+    pool_rows = [[ckpt, mode] + [_pool_cell(pool_acc.get((rid, p))) for p in pools] for rid, ckpt, mode in order]
     pool = _Table(["Checkpoint", "Mode"] + [POOL_LABELS.get(p, p) for p in pools], pool_rows,
-                  "Accuracy (%) per question pool", "pools")
+                  "Accuracy (%) per question pool [Wilson 95% interval]", "pools")
 
     beh_rows = []
     for rid, ckpt, mode in order:

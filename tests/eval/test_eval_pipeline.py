@@ -95,6 +95,13 @@ def test_stage_result_and_returned_figures(evaluated, eval_items):
     assert "SymBench" in report["markdown_table"] and "BBH" in report["markdown_table"]
     md = Path(report["report_path"]).read_text()
     assert report["markdown_table"] in md and SEEN in md and UNSEEN in md
+    # the seen/unseen table: each pool's accuracy with its Wilson 95% interval and n
+    from r1ci_core.metrics import wilson_interval
+
+    acc = report["family_accuracy"]["sft"]["autonomous"][SEEN]
+    n = sum(1 for it in eval_items if it.family == SEEN)
+    low, high = wilson_interval(acc * n, n)
+    assert f"{100 * acc:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={n})" in md
     json.dumps(report)  # Dagster metadata must be plain JSON
 
 
