@@ -15,6 +15,11 @@ then the SFT filter), the tiny recipe's base model, one epoch through r1ci's SFT
                  step), which TRL feeds padding-free (one flattened row, `position_ids` restarting per
                  sample); r1ci then runs attention per sample (`sdpa_varlen`, see `r1ci_core.launch`);
 * padding_free:  `sft.padding_free: true` (the padded run's batches, each flattened into one row), same attention;
+The teacher runs with its default mix (`TeacherConfig()`: 10% of trajectories first run a failing attempt,
+10% of the easy families' answer in text), R1-CI's spread of lengths. The tiny recipe tunes its own teacher
+for the GRPO demonstration (no failing attempts, 30% text answers), which makes its trajectories short and
+uniform, where packing has little to gain; `--recipe-teacher` benches on those instead.
+
 * packed_masked: packed with `sft.varlen_attention: false`: transformers' sdpa over the whole flattened row under
                  a block-diagonal mask (what TRL gives on CPU without flash-attention).
 
@@ -116,12 +121,12 @@ def sft_overrides(mode: str, pack_length: int, pack_batch: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def prepare(data: Path, recipe_name: str, n_traj: int) -> dict:
+def prepare(data: Path, recipe_name: str, n_traj: int, recipe_teacher: bool = False) -> dict:
     """Base model + filtered reference-teacher trajectories of the recipe's SFT pool, saved under `data`."""
     import random
 
     from r1ci_core.chat import SYSTEM_PROMPT, system_prompt
-    from r1ci_core.config import load_recipe
+    from r1ci_core.config import TeacherConfig, load_recipe
     from r1ci_core.corpus import build_items
     from r1ci_core.filtering import filter_trajectories
     from r1ci_core.models import build_tiny_model, load_tokenizer
@@ -132,6 +137,8 @@ def prepare(data: Path, recipe_name: str, n_traj: int) -> dict:
     from r1ci_core.trajectory import Trajectory
 
     recipe = load_recipe(recipe_name)
+    if not recipe_teacher:
+        recipe = recipe.model_copy(update={"teacher": TeacherConfig(kind=recipe.teacher.kind)})
     if recipe.model.name_or_path != "tiny":
         raise SystemExit("train_bench builds the recipe's tiny model: use a recipe with model.name_or_path: tiny")
     items = build_items(recipe.tasks)
@@ -257,6 +264,8 @@ def main() -> None:
     ap.add_argument("--recipe", default="tiny")
     ap.add_argument("--trajectories", type=int, default=160, help="SFT trajectories per epoch (a shuffled subset)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--recipe-teacher", action="store_true",
+                    help="SFT trajectories from the recipe's own teacher settings (default: the teacher's defaults)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
     ap.add_argument("--modes", default="padded,packed,padding_free,packed_masked",
                     help=f"comma list of {','.join(MODES)}")
@@ -286,7 +295,7 @@ def main() -> None:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        stats = prepare(data, args.recipe, args.trajectories)
+        stats = prepare(data, args.recipe, args.trajectories, args.recipe_teacher)
         if args.pack_batch <= 0:
             args.pack_batch = max(1, round(load_bs(args.recipe) * stats["tokens"] / stats["n"] / args.pack_length))
         common = ["--recipe", args.recipe, "--pack-length", str(args.pack_length), "--pack-batch", str(args.pack_batch)]
@@ -312,7 +321,8 @@ def main() -> None:
     headline = "packed" if "packed" in modes else "padding_free"
     speedup = statistics.median(ratios[headline])
 
-    print(f"SFT: {stats['n']} reference-teacher trajectories of recipe {args.recipe!r} ({stats['tokens']} tokens, "
+    teacher = "the recipe's teacher settings" if args.recipe_teacher else "the teacher's default mix"
+    print(f"SFT: {stats['n']} reference-teacher trajectories ({teacher}) of recipe {args.recipe!r} ({stats['tokens']} tokens, "
           f"{stats['trained_tokens']} trained; length min/median/max {stats['min']}/{stats['median']:.0f}/"
           f"{stats['max']}), one epoch, {args.repeats} repeats (median), torch threads={args.threads}, CPU")
     header = (f"{'mode':<14}{'batch':>16}{'steps':>7}{'tokens':>8}{'tokens/s':>10}{'x padded':>10}"
@@ -333,6 +343,7 @@ def main() -> None:
 
     out = {"metric": "sft_packed_speedup", "value": round(speedup, 3), "goal": 1.5, "headline_mode": headline,
            "device": "cpu", "threads": args.threads, "repeats": args.repeats, "trajectories": stats["n"],
+           "teacher": "recipe" if args.recipe_teacher else "default",
            "tokens_per_epoch": stats["tokens"], "pack_length": args.pack_length, "pack_batch": args.pack_batch,
            "per_repeat_ratios": {m: [round(x, 3) for x in ratios[m]] for m in modes if m != "padded"}}
     for m in modes:
