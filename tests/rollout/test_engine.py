@@ -91,14 +91,25 @@ def test_batched_equals_one_at_a_time(tiny_policy, items):
     assert [t.token_ids for t in batched] == [t.token_ids for t in single]
 
 
-def test_decode_loop_matches_generate_on_mixed_lengths(tiny_policy, items):
-    """r1ci's decode loop (rows leave the batch, shared padding dropped) gives, for each row of a batch of
-    different prompt lengths, a prefix of what `model.generate` gives greedily for that prompt alone."""
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_decode_loop_matches_generate_on_mixed_lengths(tiny_policy, items, attn):
+    """r1ci's decode loop (rows leave the batch, shared padding dropped, a ready 4-D mask per attention
+    implementation) gives, for each row of a batch of different prompt lengths, a prefix of what
+    `model.generate` gives greedily for that prompt alone."""
+    _, model, tok = tiny_policy
+    before = model.config._attn_implementation
+    model.set_attn_implementation(attn)
+    try:
+        _check_decode_loop(model, tok, items)
+    finally:
+        model.set_attn_implementation(before)
+
+
+def _check_decode_loop(model, tok, items):
     import torch
 
     from r1ci_core.rollout.backends.base import GenRequest, SamplingParams
 
-    _, model, tok = tiny_policy
     backend = TransformersBackend(model, tok)
     prompts = [backend.prompt_ids([{"role": "user", "content": it.question}]) for it in items[:4]]
     prompts[1] = prompts[1] + prompts[2][-7:]  # lengths differ: left padding, rows ending at different steps

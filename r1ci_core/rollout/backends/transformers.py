@@ -3,7 +3,7 @@
 r1ci's own decode loop rather than `model.generate`: a row that ends its turn (closing fence, answer, EOS,
 budget) leaves the batch at once (`DynamicCache.batch_select_indices`), so the remaining rows no longer pay
 for finished ones, and the left padding every remaining row shares is dropped from the cache. With SDPA or
-eager attention the decode steps take a ready 4-D boolean mask, so no mask is rebuilt per step.
+eager attention the decode steps take a ready 4-D mask, so no mask is rebuilt per step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from .base import Backend, GenRequest, GenResult, SamplingParams, turn_stop
 
 log = logging.getLogger(__name__)
 
-MASK_4D_ATTENTION = ("sdpa", "eager")  # attention implementations that take a prepared 4-D mask as is
+# Attention implementations that take a prepared 4-D mask as is: SDPA a boolean one (True = attend), eager an
+# additive one (0 or the dtype's minimum). Others (flash-attention) get the 2-D padding mask.
+MASK_4D_ATTENTION = ("sdpa", "eager")
 
 
 class _RowStops:
@@ -186,7 +188,9 @@ class TransformersBackend(Backend):
             if sampling.top_p < 1.0:
                 warpers.append(TopPLogitsWarper(sampling.top_p))
             generator = torch.Generator(device=device).manual_seed(sampling.seed)
-        mask_4d = getattr(self.model.config, "_attn_implementation", None) in MASK_4D_ATTENTION
+        attn = getattr(self.model.config, "_attn_implementation", None)
+        mask_4d = attn in MASK_4D_ATTENTION
+        additive_min = torch.finfo(self.model.dtype).min if attn == "eager" else None
 
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
@@ -215,7 +219,8 @@ class TransformersBackend(Backend):
             if len(ended) == len(rows):
                 return
             if ended:
-                left = torch.tensor([j for j in range(len(rows)) if j not in set(ended)], device=device)
+                gone = set(ended)
+                left = torch.tensor([j for j in range(len(rows)) if j not in gone], device=device)
                 cache.batch_select_indices(left)
                 tokens, keep, next_pos = tokens[left], keep[left], next_pos[left]
                 rows = [rows[j] for j in left.tolist()]
@@ -225,7 +230,13 @@ class TransformersBackend(Backend):
                     finished(b, generated[b], "preempted")
                 return
             keep = torch.cat([keep, keep.new_ones((len(rows), 1))], dim=1)
-            mask = keep[:, None, None, :] if mask_4d else keep.long()
+            if not mask_4d:
+                mask = keep.long()
+            elif additive_min is None:
+                mask = keep[:, None, None, :]
+            else:
+                mask = torch.zeros(keep.shape, dtype=self.model.dtype, device=device).masked_fill_(
+                    ~keep, additive_min)[:, None, None, :]
             out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                              past_key_values=cache, use_cache=True)
             next_pos = next_pos + 1
