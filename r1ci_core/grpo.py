@@ -82,13 +82,15 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
         stats["rollouts"] += len(trajs)
         stats["infra_errors"] += sum(t.infra_error for t in trajs)
         rollout_func.last = trajs  # type: ignore[attr-defined]
+        eos = set(getattr(trainer, "eos_token_ids", None) or [tokenizer.eos_token_id])
+        completions = [trl_completion(t, eos) for t in trajs]
         return {
             "prompt_ids": [t.token_ids[: t.prompt_len] for t in trajs],
-            "completion_ids": [t.token_ids[t.prompt_len :] for t in trajs],
+            "completion_ids": [ids for ids, _ in completions],
             "logprobs": None,
             # 1 = the policy's own tokens; 0 = interpreter output and template; all 0 after an infra error
-            "env_mask": [[0] * (len(t.mask) - t.prompt_len) if t.infra_error else t.mask[t.prompt_len :]
-                         for t in trajs],
+            "env_mask": [[0] * len(mask) if t.infra_error else mask for t, (_, mask) in zip(trajs, completions,
+                                                                                          strict=True)],
             "score": [t.score for t in trajs],
             "parseable": [t.parseable for t in trajs],
             "infra_error": [t.infra_error for t in trajs],
@@ -99,6 +101,22 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
     rollout_func.stats = stats  # type: ignore[attr-defined]
     rollout_func.last = []  # type: ignore[attr-defined]
     return rollout_func
+
+
+TRUNCATED = ("max_tokens", "max_turns")  # finish reasons of trajectories cut short by a limit
+
+
+def trl_completion(traj: Any, eos_ids: set[int]) -> tuple[list[int], list[int]]:
+    """A trajectory's completion ids and mask as TRL should see them: ending with an end-of-turn token when
+    it finished (TRL counts it terminated), with its last policy token when a limit cut it short (TRL counts
+    it truncated: `completions/clipped_ratio`, `mask_truncated_completions`). Only template text after that
+    point is left out (no loss on it either way)."""
+    ids, mask = traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:]
+    if traj.finish_reason in TRUNCATED:
+        end = max((i for i, m in enumerate(mask) if m), default=len(ids) - 1) + 1
+    else:
+        end = max((i for i, t in enumerate(ids) if t in eos_ids), default=len(ids) - 1) + 1
+    return ids[:end], mask[:end]
 
 
 def make_trainer_class() -> type:

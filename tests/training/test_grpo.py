@@ -55,8 +55,10 @@ def test_one_grpo_step_with_code_execution_masks_interpreter_tokens(tmp_path, mo
     loss_mask = inputs["completion_mask"] * inputs["tool_mask"]
     rows = [inputs["completion_ids"][r][: int(inputs["completion_mask"][r].sum())].tolist()
             for r in range(len(trajs))]
+    eos = {tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id}
     for traj in trajs:
-        row = rows.index(traj.token_ids[traj.prompt_len:])
+        completion, completion_mask = grpo.trl_completion(traj, eos)
+        row = rows.index(completion)
         ids = inputs["completion_ids"][row].tolist()
         trained = tok.decode([i for i, m in zip(ids, loss_mask[row].tolist(), strict=False) if m], skip_special_tokens=False)
         masked = tok.decode([i for i, m, c in zip(ids, inputs["tool_mask"][row].tolist(),
@@ -70,8 +72,11 @@ def test_one_grpo_step_with_code_execution_masks_interpreter_tokens(tmp_path, mo
             assert EXEC_PREFIX in masked  # the interpreter turn is in the sequence, with no loss
             assert "```python" in trained  # the policy's own code carries the loss
         # the loss-carrying ids are exactly the policy's own tokens
-        own = [i for i, m in zip(traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:], strict=False) if m]
+        own = [i for i, m in zip(traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:], strict=True) if m]
         assert [i for i, m in zip(ids, loss_mask[row].tolist(), strict=False) if m] == own
+        # TRL sees a finished trajectory end with its end-of-turn token, one cut by a limit end without it
+        assert (completion[-1] in eos) == (traj.finish_reason not in grpo.TRUNCATED)
+        assert len(completion_mask) == len(completion)
 
 
 class HalfBrokenSandbox:
