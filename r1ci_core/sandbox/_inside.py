@@ -192,16 +192,6 @@ def lower_priority():
 
 # --------------------------------------------------------------------------- E: the executor
 
-_WARMUP = compile(
-    "import sys\n"
-    "def f(n):\n    return [i * i for i in range(n)]\n"
-    "d = {str(k): f(k) for k in range(20)}\n"
-    "s = '%s %d %.3f' % ('x', 1, 2.5) + f'{d!r:.10}'\n"
-    "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    r = repr(e)\n"
-    "print(s, r, sorted(d)[:3], file=out)\n",
-    "<warmup>", "exec")
-
-
 _BASE_VM = None  # address space of the prepared executor: the memory limit is on top of it
 
 
@@ -215,7 +205,6 @@ def _vm_size():
 
 def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=()):
     """Everything the executor does before its request arrives (off the critical path)."""
-    import io
     import resource
 
     global _BASE_VM
@@ -226,19 +215,15 @@ def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=()):
     close_fds_except([0, 1, 2, code_fd, ready_fd, *keep] + ([TRACE_FD] if TRACE_FD is not None else []))
     if cwd:
         os.chdir(cwd)
-    # Dry run of the request path and a small program: their copy-on-write faults and lazy
-    # initialisations are paid now rather than after the request arrives.
+    # Dry run of the request path: its copy-on-write faults and lazy initialisations are paid now rather
+    # than after the request arrives. (A warm-up program here cost more CPU per call than it saved.)
     _parse_request(struct.pack("<II", 2, 8) + b"{}" + b"print(1)")
     for res in _LIMITS.values():
         resource.getrlimit(res)
-    exec(_WARMUP, {"out": io.StringIO(), "__name__": "__warmup__"})
     _new_main()
     npr = sys.modules.get("numpy.random")
     if npr is not None:
-        npr.seed()  # fresh entropy per call, like a cold interpreter
-    rnd = sys.modules.get("random")
-    if rnd is not None:
-        rnd.seed()
+        npr.seed()  # fresh entropy per call, like a cold interpreter (`random` reseeds itself at fork)
     _BASE_VM = _vm_size()
     # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself
     # and pid 1 (which, as init, ignores it).
