@@ -409,10 +409,15 @@ def _seccomp_prog():
     return Prog(len(ins), buf), buf
 
 
-def install_seccomp():
+def prepare_seccomp():
+    """Build the filter once, before forking executors: building it (ctypes) costs more than installing it."""
     global _SECCOMP_PROG
     if _SECCOMP_PROG is None:
         _SECCOMP_PROG = _seccomp_prog() or False
+
+
+def install_seccomp():
+    prepare_seccomp()
     if _SECCOMP_PROG:
         prog = _SECCOMP_PROG[0]
         if LIBC.prctl(22, 2, ctypes.addressof(prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
@@ -673,7 +678,7 @@ def template_main(kind, sock, cfg):
     import traceback  # noqa: F401
     import types  # noqa: F401
 
-    _seccomp_prog()
+    prepare_seccomp()  # once here, inherited by every slot and executor
     sock.send(b"L" + json.dumps(preloaded).encode())
     gc.collect()
     gc.freeze()
