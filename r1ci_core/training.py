@@ -22,7 +22,7 @@ def trl_config(config_cls: type, section: dict[str, Any], section_name: str, out
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     section = dict(section)
     for key, value in section.items():  # YAML reads 5e-4 (no dot) as a string: take it as the number it is
-        if isinstance(value, str) and isinstance(fields[key].default, float) and not isinstance(fields[key].default, bool):
+        if isinstance(value, str) and isinstance(fields[key].default, float):
             try:
                 section[key] = float(value)
             except ValueError:

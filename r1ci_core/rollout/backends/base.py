@@ -51,6 +51,47 @@ def first_code_block(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+class TurnStops:
+    """Where one turn must end, decided token by token as it is generated: the model's EOS, a closed code
+    block or an answer outside code (`turn_stop`), a stop string, or the request's token budget."""
+
+    def __init__(self, req: GenRequest, piece: Callable[[int], str], eos_ids: Collection[int]):
+        self.req, self.piece, self.eos_ids = req, piece, eos_ids
+        self.text = req.turn_text
+        self.n = 0
+
+    def step(self, tok: int) -> Finish | None:
+        """The finish reason if the turn ends with `tok` (the next token), else None."""
+        self.n += 1
+        if tok in self.eos_ids:
+            return "eos"
+        req, p = self.req, self.piece(tok)
+        self.text += p
+        if req.stop_on_turn and ("`" in p or ">" in p):
+            why = turn_stop(self.text)
+            if why:
+                return why
+        if req.stop:
+            tail = len(p) + max(len(s) for s in req.stop)
+            if any(s in self.text[-tail:] for s in req.stop):
+                return "stop"
+        if self.n >= req.max_new_tokens:
+            return "length"
+        return None
+
+
+def turn_result(req: GenRequest, ids: list[int], finish: Finish, *, decode: Callable[[list[int]], str],
+                eos_ids: Collection[int]) -> GenResult:
+    """The turn made of `ids`: its text without a final EOS token and, ended by a stop string, cut before it."""
+    ended_with_eos = finish == "eos" and bool(ids) and ids[-1] in eos_ids
+    text = decode(ids[:-1] if ended_with_eos else ids)
+    if finish == "stop":
+        cut = [text.find(s) for s in req.stop if s in text]
+        if cut:
+            text = text[: min(cut)]
+    return GenResult(text=text, finish=finish, token_ids=ids, ended_with_eos=ended_with_eos)
+
+
 def cut_token_turn(ids: list[int], req: GenRequest, *, piece: Callable[[int], str],
                    decode: Callable[[list[int]], str], eos_ids: Collection[int],
                    engine_finish: str | None = None) -> GenResult:
@@ -59,28 +100,13 @@ def cut_token_turn(ids: list[int], req: GenRequest, *, piece: Callable[[int], st
     For engines that cannot stop on these conditions themselves (vLLM, test doubles): the kept ids are a
     prefix of what was generated, so they are still exactly the policy's tokens.
     """
-    text = req.turn_text
-    for k, tok in enumerate(ids[: max(1, req.max_new_tokens)]):
-        if tok in eos_ids:
-            kept = ids[: k + 1]
-            return GenResult(text=decode(kept[:-1]), finish="eos", token_ids=kept, ended_with_eos=True)
-        p = piece(tok)
-        text += p
-        if req.stop_on_turn and ("`" in p or ">" in p):
-            why = turn_stop(text)
-            if why:
-                kept = ids[: k + 1]
-                return GenResult(text=decode(kept), finish=why, token_ids=kept)
-        if req.stop:
-            tail = len(p) + max(len(s) for s in req.stop)
-            if any(s in text[-tail:] for s in req.stop):
-                kept = ids[: k + 1]
-                body = decode(kept)
-                cut = [body.find(s) for s in req.stop if s in body]
-                return GenResult(text=body[: min(cut)] if cut else body, finish="stop", token_ids=kept)
-    kept = ids[: max(1, req.max_new_tokens)]
-    finish = "length" if engine_finish == "length" or len(kept) >= req.max_new_tokens else "eos"
-    return GenResult(text=decode(kept), finish=finish, token_ids=kept)
+    stops = TurnStops(req, piece, eos_ids)
+    for k, tok in enumerate(ids):
+        why = stops.step(tok)
+        if why:
+            return turn_result(req, ids[: k + 1], why, decode=decode, eos_ids=eos_ids)
+    finish = "length" if engine_finish == "length" or len(ids) >= req.max_new_tokens else "eos"
+    return turn_result(req, ids, finish, decode=decode, eos_ids=eos_ids)
 
 
 @dataclass(frozen=True)

@@ -13,41 +13,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .base import Backend, GenRequest, GenResult, SamplingParams, turn_stop
+from .base import Backend, GenRequest, GenResult, SamplingParams, TurnStops, turn_result
 
 log = logging.getLogger(__name__)
 
 # Attention implementations that take a prepared 4-D mask as is: SDPA a boolean one (True = attend), eager an
 # additive one (0 or the dtype's minimum). Others (flash-attention) get the 2-D padding mask.
 MASK_4D_ATTENTION = ("sdpa", "eager")
-
-
-class _RowStops:
-    """Per-row stop decisions on the host, token by token (closing fence, answer, EOS, stop strings, budget)."""
-
-    def __init__(self, backend: TransformersBackend, requests: list[GenRequest]):
-        self.backend = backend
-        self.requests = requests
-        self.text = [r.turn_text for r in requests]
-
-    def check(self, b: int, tok: int, n_new: int) -> str | None:
-        """Why row `b` stops after its `n_new`-th new token `tok`, or None to go on."""
-        req = self.requests[b]
-        if tok in self.backend.eos_ids:
-            return "eos"
-        piece = self.backend.piece(tok)
-        text = self.text[b] = self.text[b] + piece
-        if req.stop_on_turn and ("`" in piece or ">" in piece):
-            why = turn_stop(text)
-            if why:
-                return why
-        if req.stop:
-            tail = len(piece) + max(len(s) for s in req.stop)
-            if any(s in text[-tail:] for s in req.stop):
-                return "stop"
-        if n_new >= req.max_new_tokens:
-            return "length"
-        return None
 
 
 class TransformersBackend(Backend):
@@ -140,7 +112,7 @@ class TransformersBackend(Backend):
         results: list[GenResult | None] = [None] * len(requests)
 
         def finished(b: int, ids: list[int], reason: str) -> None:
-            results[b] = self._result(requests[b], ids, reason)
+            results[b] = turn_result(requests[b], ids, reason, decode=self.decode, eos_ids=self.eos_ids)
             if on_turn is not None:
                 on_turn(b, results[b])
 
@@ -156,15 +128,6 @@ class TransformersBackend(Backend):
         if missing:
             raise RuntimeError(f"decode loop ended without a turn for rows {missing}")
         return results  # type: ignore[return-value]
-
-    def _result(self, req: GenRequest, ids: list[int], reason: str) -> GenResult:
-        ended_with_eos = reason == "eos"
-        text = self.decode(ids[:-1] if ended_with_eos else ids)
-        if reason == "stop":
-            cut = [text.find(s) for s in req.stop if s in text]
-            if cut:
-                text = text[: min(cut)]
-        return GenResult(text=text, finish=reason, token_ids=ids, ended_with_eos=ended_with_eos)
 
     def _decode(self, prompts: list[list[int]], requests: list[GenRequest], sampling: SamplingParams,
                 preempt_below: int, finished: Callable[[int, list[int], str], None]) -> None:
@@ -198,9 +161,8 @@ class TransformersBackend(Backend):
         keep = attention.bool()  # (rows, cache length): which cached positions each row attends to
         next_pos = positions[:, -1] + 1
         rows = list(range(n))  # the request index of each row still in the batch
-        stops = _RowStops(self, requests)
+        stops = [TurnStops(r, self.piece, self.eos_ids) for r in requests]
         generated: list[list[int]] = [[] for _ in range(n)]
-        n_new = 0
         while True:
             scores = out.logits[:, -1, :].float()
             if sampling.greedy:
@@ -208,11 +170,10 @@ class TransformersBackend(Backend):
             else:
                 probs = torch.softmax(warpers(None, scores), dim=-1)
                 tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            n_new += 1
             ended = []
             for j, (b, tok) in enumerate(zip(rows, tokens.tolist(), strict=True)):
                 generated[b].append(tok)
-                why = stops.check(b, tok, n_new)
+                why = stops[b].step(tok)
                 if why is not None:
                     finished(b, generated[b], why)
                     ended.append(j)
