@@ -9,16 +9,18 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
             *templates*: ``lite`` (nothing preloaded) and ``sci`` (the ``preload`` modules, e.g.
             numpy and sympy, imported once).  Each template ``clone()``s a few *slots* into fresh
             pid/mount/net/uts/cgroup namespaces.  A slot is pid 1 of its namespaces (signals from
-            inside are ignored, it is not dumpable), mounts a fresh /proc once, and then per call:
+            inside are ignored, it is not dumpable), mounts a fresh /proc once, takes its own user
+            namespace (with a mount namespace it owns, and an IPC namespace; no further namespaces
+            can be made in it), sets no_new_privs and the seccomp filter, and then per call:
             mounts a fresh size-limited tmpfs on /tmp and /dev/shm, forks the executor E (which
-            takes its own user namespace (process limit per call, no further namespaces) and IPC
-            namespace, drops every capability, sets no_new_privs and a seccomp filter, pre-touches
-            its copy-on-write pages and blocks reading its request), hands E's
-            pipes to the host (through the hub, with SCM_RIGHTS), waits for E, kills and reaps
-            every other process of the namespace, unmounts the scratch and only then writes E's
-            wait status to the call's status pipe.  The host writes the request and reads
-            stdout/stderr straight from E's pipes, so a call costs no fork and two hops, and when
-            the host has the status nothing the code started is left and its files are gone.
+            drops every capability, pre-touches its copy-on-write pages and blocks reading its
+            request) and hands E's pipes to the host (through the hub, with SCM_RIGHTS).  The host
+            writes the request and reads stdout/stderr straight from E's pipes, so a call costs no
+            fork and two hops.  When the program ends, E tells the slot its exit code; the slot
+            kills E and writes the status to the call's status pipe at once if nothing else is
+            alive in the namespace, or else first kills and reaps every other process; so when
+            the host has the status, nothing the code started is left.  The slot then unmounts
+            the scratch (its files are gone) before it forks the next executor.
             The network namespace has only a loopback that is down: no address is reachable.
 ``cold``    One call per interpreter start (inside a per-call bwrap): pid 1 forks the executor,
             waits, kills and reaps the rest of the namespace and reports.
@@ -99,6 +101,12 @@ def mount(src, tgt, fstype, flags, data=None):
     enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
     if LIBC.mount(enc(src), enc(tgt), enc(fstype), flags, enc(data)) != 0:
         raise _err("mount %s" % tgt)
+
+
+def set_name(name):
+    """The process name ps/top show (comm): r1ci-hub, r1ci-tpl, r1ci-slot, r1ci-exec."""
+    buf = ctypes.create_string_buffer(name)
+    LIBC.prctl(15, ctypes.addressof(buf), 0, 0, 0)  # PR_SET_NAME
 
 
 def prctl(opt, a=0, b=0, c=0, d=0):
@@ -193,6 +201,7 @@ def lower_priority():
 # --------------------------------------------------------------------------- E: the executor
 
 _BASE_VM = None  # address space of the prepared executor: the memory limit is on top of it
+_NPROC_EXTRA = 0  # processes outside the call that share its process count (a warm slot: itself)
 
 
 def _vm_size():
@@ -203,11 +212,12 @@ def _vm_size():
         return 256 << 20
 
 
-def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=()):
+def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=(), nproc_extra=0):
     """Everything the executor does before its request arrives (off the critical path)."""
     import resource
 
-    global _BASE_VM
+    global _BASE_VM, _NPROC_EXTRA
+    _NPROC_EXTRA = nproc_extra
     default_signals()
     if out_fd is not None:
         os.dup2(out_fd, 1)
@@ -279,6 +289,8 @@ def _apply_limits(req):
     for k in ("cpu", "nproc", "fsize", "nofile"):
         if req.get(k):
             want[k] = int(req[k])
+    if "nproc" in want:
+        want["nproc"] += _NPROC_EXTRA
     if req.get("mem"):
         want["mem"] = (_BASE_VM or _vm_size()) + int(req["mem"])
     for k, v in want.items():
@@ -328,6 +340,9 @@ def _e_run(code, done_fd=None):
         try:
             os.closerange(0, done_fd)
             os.closerange(done_fd + 1, 1 << 20)
+            # Our teardown (unmapping the whole interpreter, a millisecond) must not hold up the
+            # slot's report when the slot wakes on this CPU: it yields to the slot.
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
             os.write(done_fd, DONE.pack(b"DONE", rc))
         except BaseException:
             pass
@@ -372,13 +387,16 @@ def _finish(rc):
 
 # --------------------------------------------------------------------------- seccomp
 
-# Denied with EPERM: kernel keyrings (shared by every call of the same uid: a channel between
-# calls) and interfaces that only widen the kernel attack surface.
+# Denied with EPERM: kernel keyrings and System V / POSIX message-queue IPC objects (a slot's
+# calls share its user and IPC namespaces: these would be channels from one call to the next), and
+# interfaces that only widen the kernel attack surface.
 _DENY = {
     "x86_64": (0xC000003E, {"add_key": 248, "request_key": 249, "keyctl": 250, "perf_event_open": 298,
-                            "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "kexec_load": 246}),
+                            "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "kexec_load": 246,
+                            "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240}),
     "aarch64": (0xC00000B7, {"add_key": 217, "request_key": 218, "keyctl": 219, "perf_event_open": 241,
-                             "bpf": 280, "userfaultfd": 282, "io_uring_setup": 425, "kexec_load": 104}),
+                             "bpf": 280, "userfaultfd": 282, "io_uring_setup": 425, "kexec_load": 104,
+                             "shmget": 194, "semget": 190, "msgget": 186, "mq_open": 180}),
 }
 _SECCOMP_PROG = None
 
@@ -426,14 +444,14 @@ def install_seccomp():
 
 # --------------------------------------------------------------------------- slot, template, hub
 
-def executor_namespaces():
-    """The executor's own user namespace (same uid 65534 inside): the process count limit then
-    counts this call's processes only, and keyrings are its own; plus a fresh IPC namespace.
-    Neither it nor anything it starts may create further namespaces."""
+def slot_user_namespace():
+    """The slot's own user namespace (same uid inside), with a mount namespace it owns (so that it
+    can still mount each call's scratch) and an IPC namespace.  The process count limit of its
+    executors then counts one slot's processes only (the slot itself and the call's), and nothing
+    in it may create further namespaces.  Done once per slot, not per call."""
     uid, gid = os.getuid(), os.getgid()
-    prctl(PR_SET_DUMPABLE, 1)  # the slot's 0 would make /proc/self/uid_map unwritable
-    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0:
-        raise _err("unshare user+ipc")
+    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        raise _err("unshare user+mnt+ipc")
     write_file("/proc/self/uid_map", "%d %d 1" % (uid, uid))
     write_file("/proc/self/setgroups", "deny")
     write_file("/proc/self/gid_map", "%d %d 1" % (gid, gid))
@@ -450,6 +468,7 @@ class Slot:
         self.opts = "size=%dk,nr_inodes=%d,mode=1777" % (cfg["scratch_kb"], cfg["scratch_inodes"])
 
     def main(self):
+        set_name(b"r1ci-slot")
         # pid 1: the kernel drops signals from inside the namespace that have no handler
         for s in range(1, signal.NSIG):
             if s not in (signal.SIGKILL, signal.SIGSTOP):
@@ -468,12 +487,16 @@ class Slot:
         close_fds_except([0, 1, 2, self.sock.fileno()] + ([TRACE_FD] if TRACE_FD is not None else []))
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         socket.sethostname("sandbox")
+        slot_user_namespace()
         prctl(PR_SET_DUMPABLE, 0)  # executors (same uid) cannot ptrace us or read /proc/1/*
-        install_seccomp_for = self.cfg.get("seccomp", True)
+        # Inherited by every executor: no privilege gained through exec, and the seccomp filter.
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if self.cfg.get("seccomp", True):
+            install_seccomp()
         failures = 0
         while True:
             t_start = _now()
-            status, ready_ok = self.one_call(install_seccomp_for)
+            status, ready_ok = self.one_call()
             if ready_ok:
                 failures = 0
             elif _now() - t_start < 2.0:  # the executor died while preparing: back off
@@ -484,7 +507,7 @@ class Slot:
 
                 time.sleep(min(5.0, 0.01 * 2 ** min(failures, 9)))
 
-    def one_call(self, seccomp):
+    def one_call(self):
         import select
 
         mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, self.opts)
@@ -506,15 +529,15 @@ class Slot:
         if pid == 0:
             try:
                 _keep_trace_fd()
+                set_name(b"r1ci-exec")
                 close_fds_except([0, 1, 2, code_r, out_w, err_w, ready_w, done_w]
                                  + ([TRACE_FD] if TRACE_FD is not None else []))
-                executor_namespaces()
-                drop_caps()
-                if seccomp:
-                    install_seccomp()
+                drop_caps()  # those the slot holds in its user namespace
+                prctl(PR_SET_DUMPABLE, 1)  # an ordinary process again (the slot is not dumpable)
                 os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
                 os.close(done_w)
-                e_prepare(code_r, out_w, err_w, ready_w, keep=(DONE_FD,))
+                # the slot (same user namespace and uid) counts against the process limit
+                e_prepare(code_r, out_w, err_w, ready_w, keep=(DONE_FD,), nproc_extra=1)
             except BaseException:
                 try:
                     import traceback
@@ -656,6 +679,7 @@ class Template:
 
 
 def template_main(kind, sock, cfg):
+    set_name(b"r1ci-tpl")
     lower_priority()  # making slots is background work
     preloaded = []
     for mod in cfg.get("preload_stdlib", []):
@@ -879,6 +903,7 @@ def unshare_outer(cfg):
 
 
 def hub_main(cfg):
+    set_name(b"r1ci-hub")
     if cfg.get("setup") == "unshare":
         unshare_outer(cfg)
     default_signals()

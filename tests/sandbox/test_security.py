@@ -9,6 +9,8 @@ import threading
 import time
 import tracemalloc
 
+import pytest
+
 from r1ci_core.sandbox import Sandbox
 
 from .conftest import descendants, host_processes
@@ -124,11 +126,23 @@ def test_not_root_and_no_capabilities(sb):
     assert r.stdout == "-1 -1 -1\n"
 
 
-def test_no_sysv_ipc_or_shm_shared_between_calls(sb):
-    r = sb.run("import ctypes; l = ctypes.CDLL(None); print(l.shmget(0x1234, 4096, 0o1666) >= 0)")
-    assert r.stdout == "True\n"
-    r = sb.run("import ctypes; l = ctypes.CDLL(None); print(l.shmget(0x1234, 4096, 0o666))")
-    assert r.stdout == "-1\n"  # not there in the next call (fresh IPC namespace)
+IPC_PROBE = ("import ctypes, os\n"
+             "l = ctypes.CDLL(None, use_errno=True)\n"
+             "def err(rc): return os.strerror(ctypes.get_errno()) if rc < 0 else 'created'\n"
+             "print(err(l.shmget(0x1234, 4096, 0o1666)), err(l.semget(0x1235, 1, 0o1666)),\n"
+             "      err(l.msgget(0x1236, 0o1666)), err(l.mq_open(b'/r1ci', 0o100 | 2, 0o666, None)))\n"
+             "print(l.shmget(0x1234, 4096, 0o666), l.semget(0x1235, 1, 0o666), l.msgget(0x1236, 0o666))\n")
+
+
+@pytest.mark.parametrize("box", ["sb", "cold_sb"])
+def test_no_sysv_ipc_or_message_queue_shared_between_calls(box, request):
+    sandbox = request.getfixturevalue(box)
+    first, second = sandbox.run(IPC_PROBE), sandbox.run(IPC_PROBE)
+    # Creating System V IPC objects or POSIX message queues is refused (a warm slot's calls share
+    # its IPC namespace), so nothing of one call is there in the next.
+    for r in (first, second):
+        assert r.exit_code == 0, r
+        assert r.stdout.splitlines() == [" ".join(["Operation not permitted"] * 4), "-1 -1 -1"]
 
 
 # ---------------------------------------------------------------- limits
