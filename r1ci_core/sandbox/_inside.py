@@ -27,6 +27,7 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
 ``plain``   ``isolation="none"``: no namespaces, the process is the executor (rlimits only).
 """
 
+import _signal
 import ctypes
 import fcntl
 import gc
@@ -69,8 +70,13 @@ LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ul
 PYLIBC.syscall.restype = ctypes.c_long
 
 STATUS = struct.Struct("<2siqq")  # b"ST", wait status, user+sys cpu in us, max rss kB
+# A request: limits (0: none) mem (bytes on top of the interpreter), cpu s, processes, file size
+# bytes, open files; then stdin length and code length, then stdin and code (UTF-8).
+REQUEST = struct.Struct("<5qII")
+LIMIT_NAMES = ("mem", "cpu", "nproc", "fsize", "nofile")
 DONE = struct.Struct("<4si")  # executor -> slot: b"DONE", exit code
 DONE_FD = 1000
+_SIGINT = int(signal.SIGINT)
 TRACE_FD = 2 if os.environ.get("R1CI_SANDBOX_TRACE") else None
 
 
@@ -132,14 +138,26 @@ class _CapData(ctypes.Structure):
 
 _CAP_HDR = _CapHdr(0x20080522, 0)
 _CAP_NONE = (_CapData * 2)()
+# Resolved and converted once, here: every ctypes call an executor makes after its fork costs it
+# copy-on-write page faults (tens per first-time call), which are most of a call's cost.
+_CAPSET = LIBC.capset
+_CAPSET.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+_CAPSET_ARGS = (ctypes.addressof(_CAP_HDR), ctypes.addressof(_CAP_NONE))
 
 
 def drop_caps():
     """No capabilities left, ambient included; no_new_privs keeps exec from regaining any."""
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    if LIBC.capset(ctypes.byref(_CAP_HDR), _CAP_NONE) != 0:
+    if _CAPSET(*_CAPSET_ARGS) != 0:
         raise _err("capset")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def executor_privileges():
+    """A warm executor: no capabilities (the slot's ambient set is empty and no_new_privs is
+    inherited), and dumpable like an ordinary process (the slot is not)."""
+    if _CAPSET(*_CAPSET_ARGS) != 0 or LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
+        raise _err("executor privileges")
 
 
 def raw_clone(flags):
@@ -204,6 +222,11 @@ _BASE_VM = None  # address space of the prepared executor: the memory limit is o
 _NPROC_EXTRA = 0  # processes outside the call that share its process count (a warm slot: itself)
 
 
+def measure_base_vm():
+    global _BASE_VM
+    _BASE_VM = _vm_size()
+
+
 def _vm_size():
     try:
         with open("/proc/self/statm", "rb") as f:
@@ -212,29 +235,32 @@ def _vm_size():
         return 256 << 20
 
 
-def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=(), nproc_extra=0):
-    """Everything the executor does before its request arrives (off the critical path)."""
+def e_prepare(code_fd, ready_fd, cwd="/tmp", keep=(), nproc_extra=0, fresh=True):
+    """Everything the executor does before its request arrives (off the critical path).
+    ``fresh``: a new interpreter (cold, plain), not a fork of a warm slot, which has already
+    set the signals and measured the address space."""
     import resource
 
     global _BASE_VM, _NPROC_EXTRA
     _NPROC_EXTRA = nproc_extra
-    default_signals()
-    if out_fd is not None:
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
+    if fresh:
+        default_signals()
+    else:  # the slot's is SIG_DFL; _signal: no enum conversions (page faults after the fork)
+        _signal.signal(_SIGINT, _signal.default_int_handler)
     close_fds_except([0, 1, 2, code_fd, ready_fd, *keep] + ([TRACE_FD] if TRACE_FD is not None else []))
     if cwd:
         os.chdir(cwd)
     # Dry run of the request path: its copy-on-write faults and lazy initialisations are paid now rather
     # than after the request arrives. (A warm-up program here cost more CPU per call than it saved.)
-    _parse_request(struct.pack("<II", 2, 8) + b"{}" + b"print(1)")
+    _parse_request(REQUEST.pack(0, 0, 0, 0, 0, 0, 8) + b"print(1)")
     for res in _LIMITS.values():
         resource.getrlimit(res)
     _new_main()
     npr = sys.modules.get("numpy.random")
     if npr is not None:
         npr.seed()  # fresh entropy per call, like a cold interpreter (`random` reseeds itself at fork)
-    _BASE_VM = _vm_size()
+    if _BASE_VM is None:
+        _BASE_VM = _vm_size()
     # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself
     # and pid 1 (which, as init, ignores it).
     os.write(ready_fd, b"P")
@@ -244,12 +270,12 @@ def e_prepare(code_fd, out_fd, err_fd, ready_fd, cwd="/tmp", keep=(), nproc_extr
 def e_execute(code_fd, ready_fd, done_fd=None):
     """Read the request, apply the limits, run the code as __main__; never returns."""
     try:
-        head = read_exact(code_fd, 8)
-        hl, cl = struct.unpack("<II", head)
+        head = read_exact(code_fd, REQUEST.size)
         tr("E woke")
-        req, code = _parse_request(head + read_exact(code_fd, hl + cl))
+        *limits, sl, cl = REQUEST.unpack(head)
+        limits, stdin, code = _parse_request(head + read_exact(code_fd, sl + cl))
         os.close(code_fd)
-        _apply_limits(req)
+        _apply_limits(limits, stdin)
         tr("E request")
         os.write(ready_fd, b"R")
         os.close(ready_fd)
@@ -259,10 +285,9 @@ def e_execute(code_fd, ready_fd, done_fd=None):
 
 
 def _parse_request(data):
-    hl, cl = struct.unpack_from("<II", data)
-    req = json.loads(data[8:8 + hl])
-    code = data[8 + hl:8 + hl + cl].decode("utf-8", "surrogateescape")
-    return req, code
+    *limits, sl, cl = REQUEST.unpack_from(data)
+    n = REQUEST.size
+    return limits, data[n:n + sl], data[n + sl:n + sl + cl].decode("utf-8", "surrogateescape")
 
 
 def _lim_table():
@@ -275,24 +300,23 @@ def _lim_table():
 _LIMITS = _lim_table()
 
 
-def _apply_limits(req):
+def _apply_limits(limits, stdin):
     import resource
 
-    stdin = req.get("stdin")
     if stdin:
         mfd = os.memfd_create("stdin")
-        os.write(mfd, stdin.encode())
+        os.write(mfd, stdin)
         os.lseek(mfd, 0, 0)
         os.dup2(mfd, 0)
         os.close(mfd)
     want = {"core": 0}
-    for k in ("cpu", "nproc", "fsize", "nofile"):
-        if req.get(k):
-            want[k] = int(req[k])
+    for k, v in zip(LIMIT_NAMES, limits, strict=True):
+        if v > 0:
+            want[k] = v
     if "nproc" in want:
         want["nproc"] += _NPROC_EXTRA
-    if req.get("mem"):
-        want["mem"] = (_BASE_VM or _vm_size()) + int(req["mem"])
+    if "mem" in want:
+        want["mem"] += _BASE_VM or _vm_size()
     for k, v in want.items():
         res = _LIMITS[k]
         hard = v
@@ -493,6 +517,7 @@ class Slot:
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         if self.cfg.get("seccomp", True):
             install_seccomp()
+        measure_base_vm()  # once: each executor starts as a copy of this process
         failures = 0
         while True:
             t_start = _now()
@@ -529,15 +554,12 @@ class Slot:
         if pid == 0:
             try:
                 _keep_trace_fd()
-                set_name(b"r1ci-exec")
-                close_fds_except([0, 1, 2, code_r, out_w, err_w, ready_w, done_w]
-                                 + ([TRACE_FD] if TRACE_FD is not None else []))
-                drop_caps()  # those the slot holds in its user namespace
-                prctl(PR_SET_DUMPABLE, 1)  # an ordinary process again (the slot is not dumpable)
+                executor_privileges()  # drops the capabilities the slot holds in its user namespace
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
                 os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
-                os.close(done_w)
                 # the slot (same user namespace and uid) counts against the process limit
-                e_prepare(code_r, out_w, err_w, ready_w, keep=(DONE_FD,), nproc_extra=1)
+                e_prepare(code_r, ready_w, keep=(DONE_FD,), nproc_extra=1, fresh=False)
             except BaseException:
                 try:
                     import traceback
@@ -703,6 +725,9 @@ def template_main(kind, sock, cfg):
     import types  # noqa: F401
 
     prepare_seccomp()  # once here, inherited by every slot and executor
+    # The first compile() in a process initialises the parser (about 1.5 ms): once here, not in
+    # every executor.
+    exec(compile("x = [1]\ny = len(x)\n", "<string>", "exec"), {})
     sock.send(b"L" + json.dumps(preloaded).encode())
     gc.collect()
     gc.freeze()
@@ -931,7 +956,7 @@ def cold_main(cfg):
             os.close(ready_r)
             prctl(PR_SET_DUMPABLE, 1)
             install_seccomp()
-            e_prepare(code_fd, None, None, ready_w)
+            e_prepare(code_fd, ready_w)
         except BaseException:
             os._exit(71)
         e_execute(code_fd, ready_w)
@@ -973,7 +998,7 @@ def cold_main(cfg):
 def plain_main(cfg):
     code_fd, ready_fd = cfg["code_fd"], cfg["ready_fd"]
     try:
-        e_prepare(code_fd, None, None, ready_fd, cwd=None)
+        e_prepare(code_fd, ready_fd, cwd=None)
     except BaseException:
         os._exit(71)
     e_execute(code_fd, ready_fd)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STATUS = struct.Struct("<2siqq")  # same layout as _inside.STATUS
+REQUEST = struct.Struct("<5qII")  # same layout as _inside.REQUEST
 KILL_GRACE_S = 5.0
 
 
@@ -35,8 +36,17 @@ class Pumped:
         return None
 
 
-def write_request(fd: int, header: bytes, code: bytes) -> None:
-    data = memoryview(struct.pack("<II", len(header), len(code)) + header + code)
+def encode_request(code: str, *, mem: int = 0, cpu: int = 0, nproc: int = 0, fsize: int = 0, nofile: int = 0,
+                   stdin: str | None = None) -> bytes:
+    """A request for the code running inside: limits (0: none; ``mem`` in bytes on top of the
+    interpreter, ``cpu`` in seconds, ``fsize`` in bytes), what ``input()`` reads, the code."""
+    data = (stdin or "").encode("utf-8", "surrogatepass")
+    text = code.encode("utf-8", "surrogatepass")
+    return REQUEST.pack(mem, cpu, nproc, fsize, nofile, len(data), len(text)) + data + text
+
+
+def write_request(fd: int, request: bytes) -> None:
+    data = memoryview(request)
     while data:
         n = os.write(fd, data)
         data = data[n:]

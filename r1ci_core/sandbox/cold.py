@@ -27,7 +27,7 @@ def _read_all(fd: int) -> bytes:
     return data
 
 
-def run_cold(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
+def run_cold(s: SandboxSettings, request: bytes, *, timeout_s: float, cap: int) -> ExecResult:
     """One fresh bwrap (all namespaces, tmpfs scratch) per call; our script is its pid 1."""
     t0 = time.monotonic()
     code_r, code_w = os.pipe()
@@ -70,7 +70,7 @@ def run_cold(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes, 
 
     deadline = time.monotonic() + timeout_s
     try:
-        write_request(code_w, header, code.encode("utf-8", "surrogatepass"))
+        write_request(code_w, request)
     except OSError:
         pass  # the sandbox did not start; reported below from its stderr
     finally:
@@ -100,7 +100,7 @@ def run_cold(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes, 
     return ExecResult(stdout, "", None, False, dur, res.truncated, why)
 
 
-def run_plain(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
+def run_plain(s: SandboxSettings, request: bytes, *, timeout_s: float, cap: int) -> ExecResult:
     """``isolation: none``: a subprocess in its own session with rlimits, env scrubbed, fresh cwd."""
     t0 = time.monotonic()
     scratch = tempfile.mkdtemp(prefix="r1ci-sandbox-")
@@ -131,7 +131,7 @@ def run_plain(s: SandboxSettings, code: str, *, timeout_s: float, header: bytes,
 
     deadline = time.monotonic() + timeout_s
     try:
-        write_request(code_w, header, code.encode("utf-8", "surrogatepass"))
+        write_request(code_w, request)
     except OSError:
         pass
     finally:

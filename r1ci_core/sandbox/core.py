@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import isolation as iso
+from ._pump import encode_request
 from .cold import run_cold, run_plain
 from .result import ExecResult
 from .settings import SandboxSettings, SandboxUnavailableError
@@ -57,9 +57,13 @@ class Sandbox:
         return cls(settings, **overrides)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> Sandbox:
-        """Start the executors now (otherwise: on the first run)."""
+    def start(self, *, wait_preload: bool = False) -> Sandbox:
+        """Start the executors now (otherwise: on the first run).  The sandbox is usable as soon as
+        its light executors are; ``wait_preload`` also waits for those with the ``preload``
+        packages imported (seconds: numpy and sympy load in the background otherwise)."""
         self._ensure_started()
+        if wait_preload and self._pool is not None:
+            self._pool.wait_preloaded(self.settings.start_timeout_s)
         return self
 
     @property
@@ -137,10 +141,8 @@ class Sandbox:
         timeout = float(s.timeout_s if timeout_s is None else timeout_s)
         mem = int(s.memory_mb if memory_mb is None else memory_mb)
         cpu = cpu_time_s if cpu_time_s is not None else (s.cpu_time_s if s.cpu_time_s is not None else timeout + 1)
-        header = json.dumps({
-            "mem": mem << 20, "cpu": max(1, math.ceil(cpu)), "nproc": s.max_processes,
-            "fsize": s.file_size_mb << 20, "nofile": s.open_files, "stdin": stdin or None,
-        }).encode()
+        request = encode_request(code, mem=mem << 20, cpu=max(1, math.ceil(cpu)), nproc=s.max_processes,
+                                 fsize=s.file_size_mb << 20, nofile=s.open_files, stdin=stdin)
         try:
             mode = self._ensure_started()
         except SandboxUnavailableError as e:
@@ -153,11 +155,11 @@ class Sandbox:
                 pool = self._pool
                 if pool is None:
                     return ExecResult(exit_code=None, infra_error="sandbox closed")
-                return pool.run(code, timeout_s=timeout, header=header, cap=cap)
+                return pool.run(code, request, timeout_s=timeout, cap=cap)
             if mode == "cold":
-                return run_cold(s, code, timeout_s=timeout, header=header, cap=cap)
+                return run_cold(s, request, timeout_s=timeout, cap=cap)
             log.warning("running code WITHOUT isolation (sandbox isolation: none)")
-            return run_plain(s, code, timeout_s=timeout, header=header, cap=cap)
+            return run_plain(s, request, timeout_s=timeout, cap=cap)
         except Exception as e:  # never let a sandbox failure look like a program failure
             log.exception("sandbox failure")
             return ExecResult(exit_code=None, duration_s=0.0, infra_error=f"sandbox failure: {e!r}")

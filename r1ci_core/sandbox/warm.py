@@ -26,7 +26,7 @@ import threading
 import time
 
 from . import isolation as iso
-from ._pump import decode, pump, write_request
+from ._pump import decode, encode_request, pump, write_request
 from .result import ExecResult
 from .settings import SandboxSettings
 
@@ -76,6 +76,7 @@ class _Worker:
         self.sock: socket.socket | None = None
         self.spares: dict[int, _Spare] = {}
         self.ready = threading.Event()
+        self.preloaded = threading.Event()  # the preloading template is up (or gave up)
         self.dead = threading.Event()
         self.error: str | None = None
         self.info: dict = {}
@@ -190,6 +191,7 @@ class _Worker:
                     self.ready.set()
                 elif kind == b"L":
                     self.info["preloaded"] = json.loads(msg[1:].decode())
+                    self.preloaded.set()
                     missing = sorted(set(self.s.preload) - set(self.info["preloaded"]))
                     if missing:
                         log.warning("sandbox worker %d could not preload %s", self.index, missing)
@@ -208,6 +210,7 @@ class _Worker:
             self.error = f"sandbox worker exited{': ' + tail if tail else ''}"
         self.dead.set()
         self.ready.set()  # wake anyone waiting for startup
+        self.preloaded.set()
         self.kill(graceful=True)  # its outer process usually exits by itself: let it reap first
         reason = "sandbox closed" if self.pool.closed else f"sandbox worker died ({self.error})"
         with self._lock:
@@ -302,8 +305,9 @@ class WarmPool:
             if preloaded:
                 self._sci_re = re.compile(r"\b(?:" + "|".join(re.escape(m.split(".")[0]) for m in preloaded) + r")\b")
             # nested namespaces may be forbidden here: one real run proves the executors work
-            probe = self.run("print(6 * 7)", timeout_s=max(10.0, settings.start_timeout_s / 2),
-                             header=b'{"nproc": 16}', cap=1 << 16)
+            probe_code = "print(6 * 7)"
+            probe = self.run(probe_code, encode_request(probe_code, nproc=16),
+                             timeout_s=max(10.0, settings.start_timeout_s / 2), cap=1 << 16)
             if probe.infra_error or probe.stdout != "42\n":
                 raise WorkerDied(probe.infra_error or f"self-test failed: {probe}")
         except BaseException:
@@ -351,6 +355,13 @@ class WarmPool:
             return
         if w.ready.wait(self.settings.start_timeout_s) and not w.dead.is_set():
             self._restarts = 0
+
+    def wait_preloaded(self, timeout: float) -> bool:
+        """Wait until every worker's preloading template (numpy, sympy, ...) is up; True if so."""
+        deadline = time.monotonic() + timeout
+        if not self.settings.preload:
+            return True
+        return all(w.preloaded.wait(max(0.0, deadline - time.monotonic())) for w in list(self._workers))
 
     def kind_for(self, code: str) -> int:
         """Programs that mention a preloaded module go to the executors that have it imported."""
@@ -413,7 +424,8 @@ class WarmPool:
                 self._cond.wait(max(0.001, min(left, wake)))  # new spares notify
 
     # ------------------------------------------------------------------ one call
-    def run(self, code: str, *, timeout_s: float, header: bytes, cap: int) -> ExecResult:
+    def run(self, code: str, request: bytes, *, timeout_s: float, cap: int) -> ExecResult:
+        """Run ``request`` (``encode_request(code, ...)``) on a spare of the kind ``code`` needs."""
         t0 = time.monotonic()
         spare = self._take(self.kind_for(code), self.settings.start_timeout_s)
         if spare is None:
@@ -422,7 +434,7 @@ class WarmPool:
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         try:
-            write_request(spare.code_w, header, code.encode("utf-8", "surrogatepass"))
+            write_request(spare.code_w, request)
         except OSError:
             pass  # the executor is gone; its status (or its worker's death) says why, below
         finally:
