@@ -50,7 +50,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1024, 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -490,6 +490,8 @@ class Slot:
     def __init__(self, kind, sock, cfg):
         self.kind, self.sock, self.cfg = kind, sock, cfg
         self.opts = "size=%dk,nr_inodes=%d,mode=1777" % (cfg["scratch_kb"], cfg["scratch_inodes"])
+        self.scratch = None  # what the mounted, still unused scratch looks like (see scratch_unused)
+        self.reuse_scratch = None  # None: not probed yet
 
     def main(self):
         set_name(b"r1ci-slot")
@@ -535,8 +537,13 @@ class Slot:
     def one_call(self):
         import select
 
-        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, self.opts)
-        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, self.opts)
+        if self.scratch is None:
+            # noatime: reading the scratch leaves no trace in it (see scratch_unused)
+            mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOATIME, self.opts)
+            mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME, self.opts)
+            if self.reuse_scratch is None:
+                self.reuse_scratch = self.fine_change_times()
+            self.scratch = self.scratch_state()
         code_r, code_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -622,12 +629,46 @@ class Slot:
         if st_w is not None:
             self.report(st_w, status if reported_rc is None else reported_rc << 8, ru)
             tr("S status sent")
-        # Every process that could reach the scratch is gone; drop it before the next executor.
-        for m in (b"/dev/shm", b"/tmp"):
-            if LIBC.umount2(m, MNT_DETACH) != 0:
-                raise _err("umount %s" % m.decode())
+        # Every process that could reach the scratch is gone.  The next executor gets a fresh one,
+        # unless this one is exactly as it was mounted (most programs write no file).
+        if not self.scratch_unused():
+            self.scratch = None
+            for m in (b"/dev/shm", b"/tmp"):
+                if LIBC.umount2(m, MNT_DETACH) != 0:
+                    raise _err("umount %s" % m.decode())
         ok = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 71)
         return status, ok
+
+    @staticmethod
+    def fine_change_times():
+        """Whether a change right after a stat() moves the change time here (tmpfs has
+        fine-grained change times once they have been looked at, since Linux 6.13); with coarse
+        ones an edit in the same clock tick as the mount could go unseen, so scratch_unused would
+        not be safe and every call gets a fresh scratch."""
+        before = os.stat("/tmp")
+        os.chmod("/tmp", before.st_mode & 0o7777)
+        return os.stat("/tmp").st_ctime_ns != before.st_ctime_ns
+
+    @staticmethod
+    def scratch_state():
+        out = []
+        for d in ("/tmp", "/dev/shm"):
+            st = os.stat(d)
+            out.append((st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_atime_ns,
+                        st.st_mtime_ns, st.st_ctime_ns))
+        return out
+
+    def scratch_unused(self):
+        """Nothing in it and nothing changed: no entry, no extended attribute, and the same inode,
+        mode, owner and times as when it was mounted (making and removing a file, chmod, utime,
+        an attribute or flag change all move the change time, which a program cannot set back);
+        so it is indistinguishable from a fresh one and the next call may have it."""
+        try:
+            return (self.reuse_scratch and self.scratch is not None and self.scratch_state() == self.scratch
+                    and not os.listdir("/tmp") and not os.listdir("/dev/shm")
+                    and not os.listxattr("/tmp") and not os.listxattr("/dev/shm"))
+        except OSError:
+            return False
 
     @staticmethod
     def report(st_w, status, ru):

@@ -67,6 +67,12 @@ def test_numpy_and_sympy_available(sb):
     assert r.stdout == "45 {2: 3, 3: 2, 5: 1} 1\n"
 
 
+def test_start_can_wait_for_the_preloading_executors():
+    with Sandbox(isolation="bwrap", workers=2) as box:
+        assert box.start(wait_preload=True) is box
+        assert [sorted(w["preloaded"]) for w in box.describe()["workers"]] == [["numpy", "sympy"]] * 2
+
+
 def test_every_call_is_fresh(sb):
     assert sb.run("import builtins; builtins.leak = 1; import os; os.environ['LEAK'] = '1'").exit_code == 0
     r = sb.run("import builtins, os; print(hasattr(builtins, 'leak'), 'LEAK' in os.environ)")

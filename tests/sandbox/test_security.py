@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 import socket
 import threading
@@ -68,6 +69,38 @@ def test_writes_only_in_fresh_scratch(sb):
     assert r.stdout.splitlines() == ["writable: []", "cwd: /tmp []"]
     r2 = sb.run("import os; print(os.listdir('.'), os.listdir('/tmp'), os.listdir('/dev/shm'))")
     assert r2.stdout == "[] [] []\n"  # the next call's scratch is fresh
+
+
+SCRATCH_ID = "import os; print([(os.stat(d).st_dev, os.stat(d).st_ctime_ns) for d in ('/tmp', '/dev/shm')])"
+SCRATCH_LOOK = ("import os\n"
+                "for d in ('/tmp', '/dev/shm'):\n"
+                "    st = os.stat(d)\n"
+                "    print(os.listdir(d), os.listxattr(d), oct(st.st_mode), st.st_atime_ns == st.st_mtime_ns == st.st_ctime_ns)\n")
+FRESH = ["[] [] 0o41777 True"] * 2
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = platform.release().split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+@pytest.mark.parametrize("change", [
+    "open('f', 'w').close(); os.remove('f')",
+    "open('/dev/shm/s', 'w').close(); os.remove('/dev/shm/s')",
+    "os.setxattr('/tmp', 'user.k', b'secret')",
+    "os.utime('/tmp', ns=(123, os.stat('/tmp').st_mtime_ns))",
+    "os.chmod('/tmp', 0o700); os.chmod('/tmp', 0o1777)",
+])
+def test_a_used_scratch_is_never_handed_on(change):
+    # One light slot: consecutive calls run in the same slot, which keeps an untouched scratch
+    # for the next call (most programs write nothing) and mounts a fresh one after any change.
+    with Sandbox(isolation="bwrap", workers=1, spares=1, preload=()) as box:
+        first, second = box.run(SCRATCH_ID).stdout, box.run(SCRATCH_ID).stdout
+        if _kernel_at_least(6, 13):  # fine-grained change times: reuse is safe, and used
+            assert first == second
+        r = box.run(f"import os\n{change}\nprint('changed')")
+        assert r.stdout == "changed\n" or "Operation not supported" in r.stderr, r
+        assert box.run(SCRATCH_LOOK).stdout.splitlines() == FRESH  # as mounted: all three times equal
 
 
 def test_scratch_is_size_limited(sb):
