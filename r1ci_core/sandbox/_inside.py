@@ -34,6 +34,7 @@ import gc
 import json
 import os
 import platform
+import select
 import signal
 import socket
 import struct
@@ -492,6 +493,8 @@ class Slot:
         self.opts = "size=%dk,nr_inodes=%d,mode=1777" % (cfg["scratch_kb"], cfg["scratch_inodes"])
         self.scratch = None  # what the mounted, still unused scratch looks like (see scratch_unused)
         self.reuse_scratch = None  # None: not probed yet
+        self.poller = select.poll()  # the hub's socket, and each call's executor and done pipe
+        self.poller.register(sock.fileno(), select.POLLIN)
 
     def main(self):
         set_name(b"r1ci-slot")
@@ -535,7 +538,6 @@ class Slot:
                 time.sleep(min(5.0, 0.01 * 2 ** min(failures, 9)))
 
     def one_call(self):
-        import select
 
         if self.scratch is None:
             # noatime: reading the scratch leaves no trace in it (see scratch_unused)
@@ -584,11 +586,12 @@ class Slot:
         finally:
             for fd in fds:
                 os.close(fd)
-        poller = select.poll()
+        poller = self.poller
         poller.register(pidfd, select.POLLIN)
         poller.register(done_r, select.POLLIN)
-        poller.register(self.sock.fileno(), select.POLLIN)
         reported_rc = None
+        done_open = True
+        alone = False  # nothing but the executor was left in the namespace when it finished
         status = None
         while status is None:
             for fd, _ev in poller.poll():
@@ -601,6 +604,7 @@ class Slot:
                 elif fd == done_r:
                     data = os.read(done_r, 64)
                     poller.unregister(done_r)
+                    done_open = False
                     if len(data) != DONE.size or data[:4] != b"DONE":
                         continue  # not ours (or nothing): wait for the executor to exit
                     # The program finished and closed its pipes.  Kill it now (it can no longer
@@ -608,16 +612,21 @@ class Slot:
                     reported_rc = DONE.unpack(data)[1] & 0xFF
                     _kill(pid)
                     if not [e for e in os.listdir("/proc") if e.isdigit() and e not in ("1", str(pid))]:
+                        alone = True
                         self.report(st_w, reported_rc << 8, None)
                         st_w = None
                         tr("S status sent (fast)")
                 elif fd == pidfd:
                     _p, status, ru = os.wait4(pid, 0)
+                    poller.unregister(pidfd)
+        if done_open:
+            poller.unregister(done_r)
         os.close(pidfd)
         os.close(done_r)
-        tr("S reaped E status %d" % status)
-        # Everything else in the namespace: SIGKILL again and again until none is left.
-        while True:
+        tr("S reaped E")
+        # Everything else in the namespace: SIGKILL again and again until none is left (nothing
+        # to do when the executor was alone: killed, it could start nothing more).
+        while not alone:
             try:
                 os.kill(-1, signal.SIGKILL)
             except OSError:
