@@ -70,7 +70,7 @@ LIBC.unshare.argtypes = [ctypes.c_int]
 LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 PYLIBC.syscall.restype = ctypes.c_long
 
-STATUS = struct.Struct("<2siqq")  # b"ST", wait status, user+sys cpu in us, max rss kB
+STATUS = struct.Struct("<2siqq")  # b"ST", wait status, user+sys cpu in us, max rss kB (warm: -1, -1)
 # A request: limits (0: none) mem (bytes on top of the interpreter), cpu s, processes, file size
 # bytes, open files; then stdin length and code length, then stdin and code (UTF-8).
 REQUEST = struct.Struct("<5qII")
@@ -152,13 +152,6 @@ def drop_caps():
     if _CAPSET(*_CAPSET_ARGS) != 0:
         raise _err("capset")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-
-
-def executor_privileges():
-    """A warm executor: no capabilities (the slot's ambient set is empty and no_new_privs is
-    inherited), and dumpable like an ordinary process (the slot is not)."""
-    if _CAPSET(*_CAPSET_ARGS) != 0 or LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
-        raise _err("executor privileges")
 
 
 def raw_clone(flags):
@@ -495,6 +488,7 @@ class Slot:
         self.reuse_scratch = None  # None: not probed yet
         self.poller = select.poll()  # the hub's socket, and each call's executor and done pipe
         self.poller.register(sock.fileno(), select.POLLIN)
+        self.z_pid = self.z_sock = None  # the zygote (see zygote())
 
     def main(self):
         set_name(b"r1ci-slot")
@@ -537,8 +531,55 @@ class Slot:
 
                 time.sleep(min(5.0, 0.01 * 2 ** min(failures, 9)))
 
-    def one_call(self):
+    def zygote(self):
+        """The slot's zygote Z: a copy of the slot that has dropped its capabilities and forks
+        the executors, so that the slot itself never forks (every fork write-protects the
+        forking process's memory, and its next writes are page faults: the slot's per-call work
+        stays off that path).  A program can kill or stop Z (same uid): then it is made anew."""
+        if self.z_pid is not None:
+            return True
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a.detach()
+                zygote_main(b, self.sock.fileno())
+            finally:
+                os._exit(72)
+        b.close()
+        self.z_sock, self.z_pid = a, pid
+        self.poller.register(a.fileno(), select.POLLIN)
+        return True
 
+    def zygote_gone(self):
+        if self.z_pid is None:
+            return
+        self.poller.unregister(self.z_sock.fileno())
+        self.z_sock.close()
+        try:
+            os.waitpid(self.z_pid, 0)
+        except ChildProcessError:
+            pass
+        self.z_pid = self.z_sock = None
+
+    def spawn(self, fds):
+        """Z forks an executor on these pipe ends; its pid, or None if Z is gone."""
+        for _attempt in (1, 2):
+            self.zygote()
+            try:
+                os.kill(self.z_pid, signal.SIGCONT)  # a program may have stopped it
+                socket.send_fds(self.z_sock, [b"F"], fds)
+                msg = self.z_sock.recv(16)
+            except OSError:
+                msg = b""
+            if msg[:1] == b"P" and len(msg) == ZMSG.size:
+                return ZMSG.unpack(msg)[1]
+            self.zygote_gone()
+        return None
+
+    def one_call(self):
         if self.scratch is None:
             # noatime: reading the scratch leaves no trace in it (see scratch_unused)
             mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOATIME, self.opts)
@@ -557,28 +598,13 @@ class Slot:
                 fcntl.fcntl(fd, 1031, 256 << 10)  # F_SETPIPE_SZ
             except OSError:
                 pass
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _keep_trace_fd()
-                executor_privileges()  # drops the capabilities the slot holds in its user namespace
-                os.dup2(out_w, 1)
-                os.dup2(err_w, 2)
-                os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
-                # the slot (same user namespace and uid) counts against the process limit
-                e_prepare(code_r, ready_w, keep=(DONE_FD,), nproc_extra=1, fresh=False)
-            except BaseException:
-                try:
-                    import traceback
-
-                    traceback.print_exc()
-                finally:
-                    os._exit(71)
-            e_execute(code_r, ready_w, DONE_FD)
+        pid = self.spawn([code_r, out_w, err_w, ready_w, done_w])
         for fd in (code_r, out_w, err_w, ready_w, done_w):
             os.close(fd)
+        if pid is None:
+            for fd in (code_w, out_r, err_r, ready_r, st_r, st_w, done_r):
+                os.close(fd)
+            return 71 << 8, False
         pidfd = os.pidfd_open(pid)
         fds = (code_w, out_r, err_r, ready_r, st_r)
         try:
@@ -590,7 +616,7 @@ class Slot:
         poller.register(pidfd, select.POLLIN)
         poller.register(done_r, select.POLLIN)
         reported_rc = None
-        done_open = True
+        done_open = pid_open = True
         alone = False  # nothing but the executor was left in the namespace when it finished
         status = None
         while status is None:
@@ -611,21 +637,33 @@ class Slot:
                     # run or fork), and if nothing else lives in the namespace the result is final.
                     reported_rc = DONE.unpack(data)[1] & 0xFF
                     _kill(pid)
-                    if not [e for e in os.listdir("/proc") if e.isdigit() and e not in ("1", str(pid))]:
+                    mine = ("1", str(pid), str(self.z_pid))
+                    if not [e for e in os.listdir("/proc") if e.isdigit() and e not in mine]:
                         alone = True
-                        self.report(st_w, reported_rc << 8, None)
+                        self.report(st_w, reported_rc << 8)
                         st_w = None
                         tr("S status sent (fast)")
-                elif fd == pidfd:
-                    _p, status, ru = os.wait4(pid, 0)
+                elif fd == pidfd:  # the executor exited: Z reaps it and tells us how it ended
                     poller.unregister(pidfd)
-        if done_open:
-            poller.unregister(done_r)
-        os.close(pidfd)
-        os.close(done_r)
+                    pid_open = False
+                    if self.z_pid is None:
+                        status = _wait_orphan(pid)
+                elif self.z_sock is not None and fd == self.z_sock.fileno():
+                    msg = self.z_sock.recv(64)
+                    if msg[:1] == b"X" and len(msg) == ZMSG.size:
+                        status = ZMSG.unpack(msg)[1]
+                    else:  # Z is gone (a program killed it): the executor is our child now
+                        self.zygote_gone()
+                        if not pid_open:
+                            status = _wait_orphan(pid)
+        for fd, is_open in ((pidfd, pid_open), (done_r, done_open)):
+            if is_open:
+                poller.unregister(fd)
+            os.close(fd)
         tr("S reaped E")
         # Everything else in the namespace: SIGKILL again and again until none is left (nothing
-        # to do when the executor was alone: killed, it could start nothing more).
+        # to do when the executor was alone: killed, it could start nothing more).  This takes
+        # Z too; the next call makes another.
         while not alone:
             try:
                 os.kill(-1, signal.SIGKILL)
@@ -635,8 +673,10 @@ class Slot:
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
+        if not alone and self.z_pid is not None:
+            self.zygote_gone()
         if st_w is not None:
-            self.report(st_w, status if reported_rc is None else reported_rc << 8, ru)
+            self.report(st_w, status if reported_rc is None else reported_rc << 8)
             tr("S status sent")
         # Every process that could reach the scratch is gone.  The next executor gets a fresh one,
         # unless this one is exactly as it was mounted (most programs write no file).
@@ -680,13 +720,73 @@ class Slot:
             return False
 
     @staticmethod
-    def report(st_w, status, ru):
-        cpu = int((ru.ru_utime + ru.ru_stime) * 1e6) if ru is not None else -1
+    def report(st_w, status):
         try:
-            os.write(st_w, STATUS.pack(b"ST", status, cpu, ru.ru_maxrss if ru is not None else -1))
+            os.write(st_w, STATUS.pack(b"ST", status, -1, -1))
         except OSError:
             pass
         os.close(st_w)
+
+
+# Z -> slot: b"P" and the executor's pid once forked, b"X" and its wait status once reaped.
+ZMSG = struct.Struct("<ci")
+FDS_SPACE = socket.CMSG_SPACE(5 * 4)
+
+
+def _wait_orphan(pid):
+    """The executor outlived its zygote: it is the slot's child now."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 9  # reaped by the kill loop already: it was killed
+
+
+def zygote_main(sock, hub_fd):
+    """Z: fork an executor for each request of the slot, report its pid, reap it, report how it
+    ended.  No capabilities (the executors inherit that); the slot's signal dispositions."""
+    os.close(hub_fd)
+    close_fds_except([0, 1, 2, sock.fileno()] + ([TRACE_FD] if TRACE_FD is not None else []))
+    if _CAPSET(*_CAPSET_ARGS) != 0:
+        raise _err("capset")
+    gc.freeze()
+    while True:
+        # (recvmsg, not socket.recv_fds: fewer objects, fewer page faults per call)
+        msg, anc, _f, _a = sock.recvmsg(16, FDS_SPACE)
+        if not msg:
+            os._exit(0)
+        fds = struct.unpack("5i", anc[0][2]) if len(anc) == 1 and len(anc[0][2]) == 20 else ()
+        if msg[:1] != b"F" or not fds:
+            for _lvl, _typ, data in anc:
+                for fd in struct.unpack("%di" % (len(data) // 4), data[:len(data) - len(data) % 4]):
+                    os.close(fd)
+            continue
+        code_r, out_w, err_w, ready_w, done_w = fds
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _keep_trace_fd()
+                sock.detach()
+                if LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:  # an ordinary process (Z is not)
+                    raise _err("dumpable")
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
+                # the slot and Z (same user namespace and uid) count against the process limit
+                e_prepare(code_r, ready_w, keep=(DONE_FD,), nproc_extra=2, fresh=False)
+            except BaseException:
+                try:
+                    import traceback
+
+                    traceback.print_exc()
+                finally:
+                    os._exit(71)
+            e_execute(code_r, ready_w, DONE_FD)
+        for fd in fds:
+            os.close(fd)
+        sock.send(ZMSG.pack(b"P", pid))
+        sock.send(ZMSG.pack(b"X", os.waitpid(pid, 0)[1]))
 
 
 def _kill(pid):
