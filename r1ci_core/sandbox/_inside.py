@@ -229,19 +229,17 @@ def _vm_size():
         return 256 << 20
 
 
-def e_prepare(code_fd, ready_fd, cwd="/tmp", keep=(), nproc_extra=0, fresh=True):
+def e_prepare(code_fd, ready_fd, cwd="/tmp", nproc_extra=0, fresh=True):
     """Everything the executor does before its request arrives (off the critical path).
-    ``fresh``: a new interpreter (cold, plain), not a fork of a warm slot, which has already
-    set the signals and measured the address space."""
+    ``fresh``: a new interpreter (cold, plain), not a fork of a warm zygote, which has already
+    set the signals, closed every other descriptor and measured the address space."""
     import resource
 
     global _BASE_VM, _NPROC_EXTRA
     _NPROC_EXTRA = nproc_extra
     if fresh:
         default_signals()
-    else:  # the slot's is SIG_DFL; _signal: no enum conversions (page faults after the fork)
-        _signal.signal(_SIGINT, _signal.default_int_handler)
-    close_fds_except([0, 1, 2, code_fd, ready_fd, *keep] + ([TRACE_FD] if TRACE_FD is not None else []))
+        close_fds_except([0, 1, 2, code_fd, ready_fd] + ([TRACE_FD] if TRACE_FD is not None else []))
     if cwd:
         os.chdir(cwd)
     # Dry run of the request path: its copy-on-write faults and lazy initialisations are paid now rather
@@ -748,6 +746,7 @@ def zygote_main(sock, hub_fd):
     close_fds_except([0, 1, 2, sock.fileno()] + ([TRACE_FD] if TRACE_FD is not None else []))
     if _CAPSET(*_CAPSET_ARGS) != 0:
         raise _err("capset")
+    _signal.signal(_SIGINT, _signal.default_int_handler)  # for the executors (the slot's is SIG_DFL)
     gc.freeze()
     while True:
         # (recvmsg, not socket.recv_fds: fewer objects, fewer page faults per call)
@@ -767,14 +766,15 @@ def zygote_main(sock, hub_fd):
         if pid == 0:
             try:
                 _keep_trace_fd()
-                sock.detach()
                 if LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:  # an ordinary process (Z is not)
                     raise _err("dumpable")
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
                 os.dup2(done_w, DONE_FD)  # far from the low numbers a program's own files get
+                for fd in (sock.detach(), out_w, err_w, done_w):  # all but 0-2, code, ready, done
+                    os.close(fd)
                 # the slot and Z (same user namespace and uid) count against the process limit
-                e_prepare(code_r, ready_w, keep=(DONE_FD,), nproc_extra=2, fresh=False)
+                e_prepare(code_r, ready_w, nproc_extra=2, fresh=False)
             except BaseException:
                 try:
                     import traceback
