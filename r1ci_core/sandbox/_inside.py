@@ -248,6 +248,7 @@ def e_prepare(code_fd, ready_fd, cwd="/tmp", nproc_extra=0, fresh=True):
     for res in _LIMITS.values():
         resource.getrlimit(res)
     _new_main()
+    compile("x = 1", "<string>", "exec")  # the parser's copy-on-write pages
     npr = sys.modules.get("numpy.random")
     if npr is not None:
         npr.seed()  # fresh entropy per call, like a cold interpreter (`random` reseeds itself at fork)
