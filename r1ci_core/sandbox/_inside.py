@@ -6,21 +6,22 @@ Debian's /usr/bin/python3), never under the host's.  Roles (``sys.argv[1]``):
 
 ``hub``     The warm executor of one worker: pid 1 of a long-lived bwrap (or of its own
             ``unshare`` namespaces + pivot_root), small, never forked per call.  It forks two
-            *templates*: ``lite`` (nothing preloaded) and ``sci`` (the ``preload`` modules, e.g.
-            numpy and sympy, imported once).  Each template ``clone()``s a few *slots* into fresh
-            pid/mount/net/uts/cgroup namespaces.  A slot is pid 1 of its namespaces (signals from
-            inside are ignored, it is not dumpable), mounts a fresh /proc once, takes its own user
-            namespace (with a mount namespace it owns, and an IPC namespace; no further namespaces
-            can be made in it), sets no_new_privs and the seccomp filter, and then per call:
-            mounts a fresh size-limited tmpfs on /tmp and /dev/shm, forks the executor E (which
-            drops every capability, pre-touches its copy-on-write pages and blocks reading its
-            request) and hands E's pipes to the host (through the hub, with SCM_RIGHTS).  The host
-            writes the request and reads stdout/stderr straight from E's pipes, so a call costs no
-            fork and two hops.  When the program ends, E tells the slot its exit code; the slot
-            kills E and writes the status to the call's status pipe at once if nothing else is
-            alive in the namespace, or else first kills and reaps every other process; so when
-            the host has the status, nothing the code started is left.  The slot then unmounts
-            the scratch (its files are gone) before it forks the next executor.
+            *templates*: ``lite`` (the standard library modules of ``preload_stdlib`` imported)
+            and ``sci`` (the ``preload`` packages too, e.g. numpy and sympy).  Each template
+            ``clone()``s a few *slots* into fresh pid/mount/net/uts/cgroup namespaces, and the hub
+            passes each slot's socket to the host, which talks to the slot directly.  A slot is
+            pid 1 of its namespaces (signals from inside are ignored, it is not dumpable), mounts
+            a fresh /proc once, takes its own user namespace (with a mount namespace it owns, and
+            an IPC namespace; no further namespaces can be made in it), sets no_new_privs and the
+            seccomp filter, and forks its *zygote* Z, which drops every capability.  Per call:
+            the slot mounts a size-limited tmpfs on /tmp and /dev/shm (or keeps the last call's,
+            if that call left it exactly as mounted), has Z fork the executor E (which pre-touches
+            its copy-on-write pages and blocks reading its request) and hands E's pipes to the
+            host (SCM_RIGHTS).  The host writes the request and reads stdout/stderr straight from
+            E's pipes, so a call costs no fork and two hops.  When the program ends, E tells the
+            slot its exit code; the slot kills E and writes the status to the call's status pipe
+            at once if nothing else is alive in the namespace, or else first kills and reaps every
+            other process; so when the host has the status, nothing the code started is left.
             The network namespace has only a loopback that is down: no address is reachable.
 ``cold``    One call per interpreter start (inside a per-call bwrap): pid 1 forks the executor,
             waits, kills and reaps the rest of the namespace and reports.
@@ -77,6 +78,7 @@ REQUEST = struct.Struct("<5qII")
 LIMIT_NAMES = ("mem", "cpu", "nproc", "fsize", "nofile")
 DONE = struct.Struct("<4si")  # executor -> slot: b"DONE", exit code
 DONE_FD = 1000
+SLOT_MSG = struct.Struct("<IB")  # hub -> host with a new slot's socket: slot number, kind
 _SIGINT = int(signal.SIGINT)
 TRACE_FD = 2 if os.environ.get("R1CI_SANDBOX_TRACE") else None
 
@@ -886,15 +888,15 @@ def template_main(kind, sock, cfg):
 
 
 class Hub:
-    """pid 1 of the worker: talks to the host, routes spares and kills, reaps templates and slots."""
+    """pid 1 of the worker: starts the templates, hands each new slot's socket to the host (which
+    then talks to the slot directly: spares, kills), reaps slots and has dead ones replaced."""
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.ctrl = socket.socket(fileno=cfg["ctrl_fd"])
         self.templates = {}  # kind -> socket
-        self.slots = {}  # fd -> [socket, kind, pid, current sid]
-        self.sid_slot = {}  # sid -> fd
-        self.next_sid = 1
+        self.slots = {}  # pidfd -> (pid, kind)
+        self.next_slot = 1
 
     def start_template(self, kind):
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -950,13 +952,6 @@ class Hub:
                     msg = self.ctrl.recv(256)
                     if not msg or msg[:1] == b"Q":
                         os._exit(0)  # host gone or asked to quit: pid 1 exit kills everything
-                    if msg[:1] == b"K":
-                        sfd = self.sid_slot.get(struct.unpack_from("<I", msg, 1)[0])
-                        if sfd is not None:
-                            try:
-                                self.slots[sfd][0].send(b"K")
-                            except OSError:
-                                pass
                 elif fd in tpl_fd:
                     kind = tpl_fd[fd]
                     if kind < 0:
@@ -968,44 +963,26 @@ class Hub:
                         self.send_host(msg)
                     elif msg[:1] == b"N" and fds:
                         pid, k = struct.unpack_from("<iB", msg, 1)
-                        s = socket.socket(fileno=fds[0])
-                        self.slots[fds[0]] = [s, k, pid, None]
-                        poller.register(fds[0], select.POLLIN)
-                else:
-                    slot = self.slots[fd]
-                    try:
-                        msg, fds, _f, _a = socket.recv_fds(slot[0], 4096, 5)
-                    except OSError:
-                        msg, fds = b"", []
-                    if msg[:1] == b"S" and len(fds) == 5:
-                        if slot[3] is not None:
-                            self.sid_slot.pop(slot[3], None)
-                        sid = self.next_sid
-                        self.next_sid += 1
-                        slot[3] = sid
-                        self.sid_slot[sid] = fd
-                        try:
-                            self.send_host(b"S" + struct.pack("<IB", sid, slot[1]), fds)
+                        try:  # the host talks to the slot directly from now on
+                            self.send_host(b"N" + SLOT_MSG.pack(self.next_slot, k), fds)
                         finally:
-                            for x in fds:
-                                os.close(x)
-                    elif msg[:1] == b"E":
-                        self.send_host(msg)
-                    elif not msg:  # the slot died (its namespace with it)
-                        poller.unregister(fd)
-                        self.slots.pop(fd)
-                        if slot[3] is not None:
-                            self.sid_slot.pop(slot[3], None)
-                            self.send_host(b"X" + struct.pack("<Ii", slot[3], -1))
-                        slot[0].close()
-                        try:
-                            os.waitpid(slot[2], 0)
-                        except ChildProcessError:
-                            pass
-                        self.templates[slot[1]].send(b"R")
+                            os.close(fds[0])
+                        self.next_slot += 1
+                        pfd = os.pidfd_open(pid)
+                        self.slots[pfd] = (pid, k)
+                        poller.register(pfd, select.POLLIN)
                     else:
                         for x in fds:
                             os.close(x)
+                else:  # a slot died (its namespace with it): reap it, have another made
+                    pid, k = self.slots.pop(fd)
+                    poller.unregister(fd)
+                    os.close(fd)
+                    try:
+                        os.waitpid(pid, 0)
+                    except ChildProcessError:
+                        pass
+                    self.templates[k].send(b"R")
 
 
 # --------------------------------------------------------------------------- outer isolation without bwrap

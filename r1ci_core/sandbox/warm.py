@@ -1,13 +1,14 @@
 """Warm executor: long-lived interpreters inside the isolation, one pre-forked executor per call.
 
 Host side.  Each :class:`_Worker` is one *hub* (``_inside.py``, role ``hub``) started inside bwrap
-(or its own ``unshare`` namespaces) as the unprivileged uid, with two templates (``lite``: nothing
-preloaded; ``sci``: numpy, sympy, ... preloaded) that each keep a few *slots* (pid 1 of their own
-namespaces).  Over a SOCK_SEQPACKET control socket the hub announces *spares* (a slot's executor,
-forked and prepared, blocked on its request) with five pipe ends: request, stdout, stderr, ready
-and status.  A call takes a ready spare of the right kind from any worker, writes the request and
-reads output and status straight from its pipes; the slot writes the status only after every
-process of the call is gone and its scratch unmounted, then prepares its next executor.
+(or its own ``unshare`` namespaces) as the unprivileged uid, with two templates (``lite``: the
+standard library preloaded; ``sci``: numpy, sympy, ... too) that each keep a few *slots* (pid 1 of
+their own namespaces).  The hub hands the host each new slot's SOCK_SEQPACKET socket; from then on
+the slot announces its *spares* (an executor, forked and prepared, blocked on its request) on it
+with five pipe ends (request, stdout, stderr, ready, status) and takes kills from it.  A call takes
+a ready spare of the right kind from any worker, writes the request and reads output and status
+straight from its pipes; the slot writes the status once nothing the program started is left,
+then prepares its next executor.
 """
 
 from __future__ import annotations
@@ -32,9 +33,7 @@ from .settings import SandboxSettings
 
 log = logging.getLogger("r1ci.sandbox")
 
-SID = struct.Struct("<I")
-SPARE_MSG = struct.Struct("<IB")
-EXIT_MSG = struct.Struct("<Ii")
+SLOT_MSG = struct.Struct("<IB")  # as _inside.SLOT_MSG: slot number, kind
 LITE, SCI = 0, 1
 
 
@@ -45,17 +44,35 @@ class WorkerDied(Exception):
     pass
 
 
-class _Spare:
-    __slots__ = ("worker", "sid", "kind", "code_w", "out_r", "err_r", "st_r", "ready_r", "taken",
-                 "exit_status", "done", "lost")
+class _Slot:
+    """The host's end of one slot's socket: spares arrive on it, kills leave on it."""
 
-    def __init__(self, worker: _Worker, sid: int, kind: int, fds: list[int]):
+    __slots__ = ("sock", "number", "kind", "spare", "calls")
+
+    def __init__(self, sock: socket.socket, number: int, kind: int):
+        self.sock, self.number, self.kind = sock, number, kind
+        self.spare: _Spare | None = None  # its executor of the moment
+        self.calls = 0
+
+    def kill(self) -> None:
+        try:
+            self.sock.send(b"K")
+        except OSError:
+            pass  # the slot is gone: its socket's end says so to the reader
+
+
+class _Spare:
+    __slots__ = ("worker", "slot", "sid", "kind", "code_w", "out_r", "err_r", "st_r", "ready_r", "taken",
+                 "done", "lost")
+
+    def __init__(self, worker: _Worker, slot: _Slot, fds: list[int]):
         self.worker = worker
-        self.sid = sid
-        self.kind = kind
+        self.slot = slot
+        slot.calls += 1
+        self.sid = f"{slot.number}.{slot.calls}"  # for the logs
+        self.kind = slot.kind
         self.code_w, self.out_r, self.err_r, self.ready_r, self.st_r = fds  # order sent by the slot
         self.taken = False
-        self.exit_status: int | None = None
         self.lost: str | None = None  # why the supervisor vanished (worker died, pool closed)
         self.done = threading.Event()
 
@@ -74,7 +91,8 @@ class _Worker:
         self.s = pool.settings
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
-        self.spares: dict[int, _Spare] = {}
+        self.spares: dict[str, _Spare] = {}
+        self.slots: dict[int, _Slot] = {}  # socket fd -> slot
         self.ready = threading.Event()
         self.preloaded = threading.Event()  # the preloading template is up (or gave up)
         self.dead = threading.Event()
@@ -158,51 +176,82 @@ class _Worker:
                 pass
 
     def _read_ctrl(self) -> None:
+        """One thread per worker: the hub's socket (startup, new slots, errors) and every slot's
+        (spares, errors; its end when the slot died)."""
         sock = self.sock
         assert sock is not None
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
         try:
             while True:
-                msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 5)
-                if not msg:
-                    break
-                kind = msg[:1]
-                if kind == b"S":
-                    sid, spare_kind = SPARE_MSG.unpack_from(msg, 1)
-                    if len(fds) != 5:
-                        for fd in fds:
-                            os.close(fd)
+                for fd, _ev in poller.poll():
+                    if fd != sock.fileno():
+                        self._from_slot(poller, self.slots[fd])
                         continue
-                    spare = _Spare(self, sid, spare_kind, fds)
-                    with self._lock:
-                        self.spares[sid] = spare
-                    self.pool._add_spare(spare)
-                elif kind == b"X":
-                    sid, status = EXIT_MSG.unpack_from(msg, 1)
-                    with self._lock:
-                        spare = self.spares.pop(sid, None)
-                    if spare is not None:
-                        spare.exit_status = status
-                        spare.lost = "sandbox slot died"
-                        if not spare.taken and self.pool._discard_spare(spare):
-                            spare.close_fds()
-                        spare.done.set()
-                elif kind == b"R":
-                    self.info = json.loads(msg[1:].decode())
-                    self.ready.set()
-                elif kind == b"L":
-                    self.info["preloaded"] = json.loads(msg[1:].decode())
-                    self.preloaded.set()
-                    missing = sorted(set(self.s.preload) - set(self.info["preloaded"]))
-                    if missing:
-                        log.warning("sandbox worker %d could not preload %s", self.index, missing)
-                elif kind == b"E":
-                    text = msg[1:].decode("utf-8", "replace")
-                    self.error = text
-                    log.warning("sandbox worker %d: %s", self.index, text)
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+                    if not msg:
+                        raise EOFError
+                    self._from_hub(poller, msg, fds)
+        except EOFError:
+            pass
         except OSError as e:
             if not self.pool.closed:
                 log.warning("sandbox worker %d control socket: %s", self.index, e)
         self._on_death()
+
+    def _from_slot(self, poller: select.poll, slot: _Slot) -> None:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(slot.sock, 4096, 5)
+        except OSError:
+            msg, fds = b"", []
+        if msg[:1] == b"S" and len(fds) == 5:
+            spare = _Spare(self, slot, fds)
+            slot.spare = spare
+            with self._lock:
+                self.spares[spare.sid] = spare
+            self.pool._add_spare(spare)
+            return
+        for fd in fds:
+            os.close(fd)
+        if msg[:1] == b"E":
+            self._error(msg)
+        elif not msg:  # the slot died (its namespace with it), and its executor with it
+            poller.unregister(slot.sock.fileno())
+            self.slots.pop(slot.sock.fileno(), None)
+            slot.sock.close()
+            spare = slot.spare
+            if spare is not None:
+                with self._lock:
+                    self.spares.pop(spare.sid, None)
+                spare.lost = "sandbox slot died"
+                if not spare.taken and self.pool._discard_spare(spare):
+                    spare.close_fds()
+                spare.done.set()
+
+    def _from_hub(self, poller: select.poll, msg: bytes, fds: list[int]) -> None:
+        kind = msg[:1]
+        if kind == b"N" and len(fds) == 1:  # a new slot: from now on it talks to us directly
+            number, slot_kind = SLOT_MSG.unpack_from(msg, 1)
+            self.slots[fds[0]] = _Slot(socket.socket(fileno=fds[0]), number, slot_kind)
+            poller.register(fds[0], select.POLLIN)
+            return
+        for fd in fds:
+            os.close(fd)
+        if kind == b"R":
+            self.info = json.loads(msg[1:].decode())
+            self.ready.set()
+        elif kind == b"L":
+            self.info["preloaded"] = json.loads(msg[1:].decode())
+            self.preloaded.set()
+            missing = sorted(set(self.s.preload) - set(self.info["preloaded"]))
+            if missing:
+                log.warning("sandbox worker %d could not preload %s", self.index, missing)
+        elif kind == b"E":
+            self._error(msg)
+
+    def _error(self, msg: bytes) -> None:
+        self.error = msg[1:].decode("utf-8", "replace")
+        log.warning("sandbox worker %d: %s", self.index, self.error)
 
     def _on_death(self) -> None:
         if self.error is None:
@@ -221,19 +270,18 @@ class _Worker:
             if not spare.taken and self.pool._discard_spare(spare):
                 spare.close_fds()
             spare.done.set()
+        for slot in list(self.slots.values()):
+            try:
+                slot.sock.close()
+            except OSError:
+                pass
+        self.slots.clear()
         if self.sock is not None:
             try:
                 self.sock.close()
             except OSError:
                 pass
         self.pool._worker_died(self)
-
-    def send(self, kind: bytes, sid: int) -> None:
-        try:
-            assert self.sock is not None
-            self.sock.send(kind + SID.pack(sid))
-        except OSError:
-            pass
 
     def kill(self, graceful: bool = False) -> None:
         """Stop the hub; as pid 1 of its namespace its death takes every process with it.  The
@@ -388,7 +436,7 @@ class WarmPool:
                     why = os.read(sp.err_r, 4096).decode("utf-8", "replace").strip()[-800:]
                 except OSError:
                     why = ""
-                log.warning("sandbox executor %d/%d died before use: %s", sp.worker.index, sp.sid, why)
+                log.warning("sandbox executor %d/%s died before use: %s", sp.worker.index, sp.sid, why)
                 sp.close_fds()
             elif chosen is None and sp.ready_r in readable:
                 chosen = sp
@@ -444,7 +492,7 @@ class WarmPool:
                 pass
 
         def kill(_reason: str) -> None:
-            spare.worker.send(b"K", spare.sid)
+            spare.slot.kill()
 
         res = pump(spare.out_r, spare.err_r, spare.st_r, deadline=deadline, cap=cap, kill=kill, lazy=True)
         try:
@@ -472,7 +520,7 @@ class WarmPool:
             return ExecResult(stdout, stderr, os.waitstatus_to_exitcode(status), False, dur, res.truncated, None)
         # No status: the hub (the whole worker) died, or it did not answer a kill in time.
         if res.hung:
-            log.error("sandbox executor %d/%d did not end after a kill; restarting its worker",
+            log.error("sandbox executor %d/%s did not end after a kill; restarting its worker",
                       spare.worker.index, spare.sid)
             spare.worker.kill()
         why = spare.lost or (f"sandbox worker died ({spare.worker.error})" if spare.worker.dead.is_set()
@@ -514,6 +562,8 @@ class WarmPool:
                 fds.update((sp.code_w, sp.out_r, sp.err_r, sp.ready_r, sp.st_r))
             if w.sock is not None:
                 fds.add(w.sock.detach())
+            for slot in list(w.slots.values()):
+                fds.add(slot.sock.detach())
             if w.stderr_fd is not None:
                 fds.add(w.stderr_fd)
         for fd in fds:
