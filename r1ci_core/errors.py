@@ -56,6 +56,8 @@ def explain(err: BaseException) -> str:
 _EXC_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*?(?:Error|Exception|Exit|Interrupt|Failure|Unavailable))"
                        r"(?::\s*(?P<msg>.*))?$")
 _STEP_FAILURE = re.compile(r" - (?P<step>[\w.\[\]-]+) - STEP_FAILURE - ")
+# Any event of a step (when the disk is full, the failure event itself may never be logged)
+_STEP_EVENT = re.compile(r" - (?P<step>[\w.\[\]-]+) - (?:STEP|RESOURCE_INIT)_[A-Z_]+ - ")
 _DAGSTER_WRAPPERS = ("dagster._core.errors.DagsterExecutionStepExecutionError",
                      "dagster._core.errors.DagsterExecutionInterruptedError", "DagsterExecutionStepExecutionError")
 _CRASHED = re.compile(r"(child process for step (?P<step>\S+) unexpectedly exited with code (?P<code>-?\d+))")
@@ -68,11 +70,15 @@ def root_cause(output: str) -> str | None:
     process died (killed, out of memory) is reported as such.
     """
     lines = output.splitlines()
-    step = None
+    step = last_step = None
     for line in lines:
         m = _STEP_FAILURE.search(line)
         if m:
             step = m.group("step")
+        m = _STEP_EVENT.search(line)
+        if m:
+            last_step = m.group("step")
+    step = step or last_step
     cause = None
     for line in lines:
         m = _EXC_LINE.match(line.strip())

@@ -189,3 +189,13 @@ def test_eval_compare_without_a_store(env: dict, tmp_path: Path) -> None:
     assert_one_line_error(out, "no evaluation store", "run the eval_report stage first")
     assert not (tmp_path / "none.duckdb").exists()
     assert os.listdir(tmp_path) == ["dagster_home"]
+
+
+def test_root_cause_names_the_step_even_when_its_failure_event_was_lost() -> None:
+    # On a full disk Dagster may not get to log STEP_FAILURE; the step that was running is named anyway.
+    from r1ci_core.errors import root_cause
+
+    log = ("2026-01-01 00:00:00 +0000 - dagster - DEBUG - __ASSET_JOB - 13b0 - 18853 - task_corpus - STEP_START - "
+           "Started execution of step \"task_corpus\".\nOSError: [Errno 28] No space left on device\n")
+    assert root_cause(log) == "task_corpus: No space left on device (free some space or point R1CI_DATA_DIR at a bigger disk)"
+    assert root_cause("OSError: [Errno 28] No space left on device").startswith("No space left on device")
