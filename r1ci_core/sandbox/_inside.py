@@ -570,7 +570,7 @@ class Slot:
         for _attempt in (1, 2):
             self.zygote()
             try:
-                os.kill(self.z_pid, signal.SIGCONT)  # a program may have stopped it
+                _cont(self.z_pid)  # a program may have stopped it
                 socket.send_fds(self.z_sock, [b"F"], fds)
                 msg = self.z_sock.recv(16)
             except OSError:
@@ -621,7 +621,12 @@ class Slot:
         alone = False  # nothing but the executor was left in the namespace when it finished
         status = None
         while status is None:
-            for fd, _ev in poller.poll():
+            events = poller.poll(None if pid_open else 200)
+            if not events:  # the executor is gone but Z does not say so: a program stopped it again
+                _kill(self.z_pid)
+                self.zygote_gone()
+                status = _wait_orphan(pid)
+            for fd, _ev in events:
                 if fd == self.sock.fileno():
                     msg = self.sock.recv(16)
                     if not msg:
@@ -649,6 +654,8 @@ class Slot:
                     pid_open = False
                     if self.z_pid is None:
                         status = _wait_orphan(pid)
+                    else:
+                        _cont(self.z_pid)  # in case the program stopped it
                 elif self.z_sock is not None and fd == self.z_sock.fileno():
                     msg = self.z_sock.recv(64)
                     if msg[:1] == b"X" and len(msg) == ZMSG.size:
@@ -790,6 +797,13 @@ def zygote_main(sock, hub_fd):
             os.close(fd)
         sock.send(ZMSG.pack(b"P", pid))
         sock.send(ZMSG.pack(b"X", os.waitpid(pid, 0)[1]))
+
+
+def _cont(pid):
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except OSError:
+        pass
 
 
 def _kill(pid):

@@ -328,6 +328,21 @@ def test_cannot_kill_or_hurt_the_caller(sb):
     assert os.getpid() == me and sb.run("print('ok')").stdout == "ok\n"
 
 
+@pytest.mark.parametrize("attack", [
+    "os.kill(os.getppid(), 9)", "os.kill(os.getppid(), 19)", "os.kill(os.getppid(), 15); os.kill(os.getpid(), 9)",
+    "z = os.getppid()\nif os.fork() == 0:\n    while True:\n        os.kill(z, 19)",  # keeps stopping it
+])
+def test_a_program_that_kills_or_stops_its_executors_parent_hurts_no_later_call(attack):
+    # One light slot: every call's executor is forked by the same zygote, which the program can signal
+    # (same uid); the slot resumes it or makes another, and the next calls run as usual.
+    with Sandbox(isolation="bwrap", workers=1, spares=1, preload=(), timeout_s=5) as box:
+        r = box.run(f"import os\n{attack}\nprint('done')")
+        assert r.infra_error is None and r.exit_code in (0, -9), r
+        for i in range(3):
+            r = box.run(f"print({i} * 2)")
+            assert (r.stdout, r.exit_code, r.infra_error) == (f"{i * 2}\n", 0, None), r
+
+
 def test_concurrent_calls_cannot_see_each_other(sb):
     token = _token()
     res = []
