@@ -113,7 +113,8 @@ def mount(src, tgt, fstype, flags, data=None):
 
 
 def set_name(name):
-    """The process name ps/top show (comm): r1ci-hub, r1ci-tpl, r1ci-slot, r1ci-exec."""
+    """The process name ps/top show (comm): r1ci-hub, r1ci-tpl, r1ci-slot (executors keep their
+    zygote's, a copy of its slot's)."""
     buf = ctypes.create_string_buffer(name)
     LIBC.prctl(15, ctypes.addressof(buf), 0, 0, 0)  # PR_SET_NAME
 
@@ -141,17 +142,12 @@ class _CapData(ctypes.Structure):
 
 _CAP_HDR = _CapHdr(0x20080522, 0)
 _CAP_NONE = (_CapData * 2)()
-# Resolved and converted once, here: every ctypes call an executor makes after its fork costs it
-# copy-on-write page faults (tens per first-time call), which are most of a call's cost.
-_CAPSET = LIBC.capset
-_CAPSET.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-_CAPSET_ARGS = (ctypes.addressof(_CAP_HDR), ctypes.addressof(_CAP_NONE))
 
 
 def drop_caps():
     """No capabilities left, ambient included; no_new_privs keeps exec from regaining any."""
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    if _CAPSET(*_CAPSET_ARGS) != 0:
+    if LIBC.capset(ctypes.byref(_CAP_HDR), _CAP_NONE) != 0:
         raise _err("capset")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
@@ -215,7 +211,7 @@ def lower_priority():
 # --------------------------------------------------------------------------- E: the executor
 
 _BASE_VM = None  # address space of the prepared executor: the memory limit is on top of it
-_NPROC_EXTRA = 0  # processes outside the call that share its process count (a warm slot: itself)
+_NPROC_EXTRA = 0  # processes outside the call that share its process count (warm: the slot and its zygote)
 
 
 def measure_base_vm():
@@ -256,8 +252,8 @@ def e_prepare(code_fd, ready_fd, cwd="/tmp", nproc_extra=0, fresh=True):
         npr.seed()  # fresh entropy per call, like a cold interpreter (`random` reseeds itself at fork)
     if _BASE_VM is None:
         _BASE_VM = _vm_size()
-    # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself
-    # and pid 1 (which, as init, ignores it).
+    # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself,
+    # pid 1 (which, as init, ignores it) and, when warm, its zygote (which its slot then replaces).
     os.write(ready_fd, b"P")
     tr("E prepared")
 
@@ -466,7 +462,7 @@ def install_seccomp():
 def slot_user_namespace():
     """The slot's own user namespace (same uid inside), with a mount namespace it owns (so that it
     can still mount each call's scratch) and an IPC namespace.  The process count limit of its
-    executors then counts one slot's processes only (the slot itself and the call's), and nothing
+    executors then counts one slot's processes only (the slot, its zygote and the call's), and nothing
     in it may create further namespaces.  Done once per slot, not per call."""
     uid, gid = os.getuid(), os.getgid()
     if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) != 0:
@@ -538,7 +534,7 @@ class Slot:
         forking process's memory, and its next writes are page faults: the slot's per-call work
         stays off that path).  A program can kill or stop Z (same uid): then it is made anew."""
         if self.z_pid is not None:
-            return True
+            return
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -546,13 +542,12 @@ class Slot:
         if pid == 0:
             try:
                 a.detach()
-                zygote_main(b, self.sock.fileno())
+                zygote_main(b)
             finally:
                 os._exit(72)
         b.close()
         self.z_sock, self.z_pid = a, pid
         self.poller.register(a.fileno(), select.POLLIN)
-        return True
 
     def zygote_gone(self):
         if self.z_pid is None:
@@ -749,13 +744,11 @@ def _wait_orphan(pid):
         return 9  # reaped by the kill loop already: it was killed
 
 
-def zygote_main(sock, hub_fd):
+def zygote_main(sock):
     """Z: fork an executor for each request of the slot, report its pid, reap it, report how it
     ended.  No capabilities (the executors inherit that); the slot's signal dispositions."""
-    os.close(hub_fd)
     close_fds_except([0, 1, 2, sock.fileno()] + ([TRACE_FD] if TRACE_FD is not None else []))
-    if _CAPSET(*_CAPSET_ARGS) != 0:
-        raise _err("capset")
+    drop_caps()
     _signal.signal(_SIGINT, _signal.default_int_handler)  # for the executors (the slot's is SIG_DFL)
     gc.freeze()
     while True:
