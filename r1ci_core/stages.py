@@ -69,7 +69,7 @@ def task_corpus(ctx: StageContext) -> StageResult:
 def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
     from .chat import SYSTEM_PROMPT, system_prompt
     from .corpus import load_corpus
-    from .models import build_tiny_model, load_tokenizer
+    from .models import build_tiny_model, import_gguf, is_gguf_ref, load_tokenizer
     from .tasks import registry
 
     mcfg = ctx.recipe.model
@@ -87,6 +87,8 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
                     texts.append(families[item.family].reference_solution(item))
             path = build_tiny_model(ctx.artifact("base_model"), texts, mcfg.tiny, seed=ctx.recipe.seed)
             source = "tiny"
+        elif is_gguf_ref(mcfg.name_or_path):
+            path, source = import_gguf(mcfg.name_or_path, ctx.artifact("base_model")), "gguf"
         else:
             path, source = mcfg.name_or_path, "external"
         tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
