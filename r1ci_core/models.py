@@ -288,6 +288,58 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _gguf_added_tokens(source: Path) -> list[tuple[int, str, bool]]:
+    """`(id, text, special)` of each token a byte-level (`gpt2`) GGUF vocabulary marks as control or
+    user-defined: llama.cpp's converter writes these as plain text (`The answer is `), not in the byte alphabet."""
+    from gguf import GGUFReader, TokenType
+
+    fields = GGUFReader(source).fields
+    if "tokenizer.ggml.token_type" not in fields or "tokenizer.ggml.model" not in fields:
+        return []
+    if fields["tokenizer.ggml.model"].contents() != "gpt2":
+        return []
+    tokens, types = fields["tokenizer.ggml.tokens"].contents(), fields["tokenizer.ggml.token_type"].contents()
+    kinds = {int(TokenType.CONTROL): True, int(TokenType.USER_DEFINED): False}
+    pairs = enumerate(zip(tokens, types, strict=False))
+    return [(i, text, kinds[kind]) for i, (text, kind) in pairs if kind in kinds]
+
+
+def _restore_added_tokens(tokenizer_json: Path, added: list[tuple[int, str, bool]], source: Path) -> int:
+    """Map each of the file's `added` tokens that the saved tokenizer lost back to its own id.
+
+    Transformers builds a byte-level GGUF vocabulary as a `GPT2Tokenizer` and only re-adds the control /
+    user-defined tokens spelled in the byte alphabet: one with a space, a newline or a non-ASCII character
+    stays in the BPE vocabulary under its byte spelling, where no merge reaches it, so the text is cut into
+    other tokens. Here its vocabulary entry takes the plain text and becomes an added token with the same id,
+    as in the tokenizer the file was made from. Returns how many were restored.
+    """
+    from tokenizers import Tokenizer
+
+    if not added or not tokenizer_json.is_file():
+        return 0
+    state = json.loads(tokenizer_json.read_text())
+    backend = Tokenizer.from_str(json.dumps(state))
+    lost = [(i, text, special) for i, text, special in added if backend.token_to_id(text) is None]
+    if not lost or state.get("model", {}).get("type") != "BPE":
+        return 0
+    vocab = state["model"]["vocab"]
+    spelled = {i: text for text, i in vocab.items()}
+    for i, text, special in lost:
+        vocab.pop(spelled.get(i, text), None)
+        vocab[text] = i
+        state["added_tokens"].append({"id": i, "content": text, "single_word": False, "lstrip": False,
+                                      "rstrip": False, "normalized": False, "special": special})
+    state["added_tokens"].sort(key=lambda t: t["id"])
+    restored = Tokenizer.from_str(json.dumps(state))
+    wrong = [text for i, text, _ in lost if restored.token_to_id(text) != i]
+    if wrong:
+        raise ModelLoadError(f"the GGUF file {source}: cannot keep its added tokens {wrong[:3]} whole "
+                             "(transformers' GGUF tokenizer drops them)")
+    tokenizer_json.write_text(json.dumps(state, ensure_ascii=False, indent=2) + "\n")
+    log.info("base model: %d added tokens of %s restored to their ids", len(lost), source.name)
+    return len(lost)
+
+
 def import_gguf(ref: str, out_dir: Path) -> Path:
     """Convert a GGUF checkpoint (`gguf:` reference, see `find_gguf`) into a plain Hugging Face folder.
 
@@ -318,6 +370,7 @@ def import_gguf(ref: str, out_dir: Path) -> Path:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype="float32")
+        added = _gguf_added_tokens(source)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ModelLoadError(f"cannot read the GGUF file {source}: {str(err).splitlines()[0]} "
                              "(transformers reads GGUF files of the llama/qwen2 families)") from None
@@ -343,6 +396,7 @@ def import_gguf(ref: str, out_dir: Path) -> Path:
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _restore_added_tokens(tmp / "tokenizer.json", added, source)
         (tmp / GGUF_MARKER).write_text(json.dumps({"source": str(source), "sha256": digest}, indent=1) + "\n")
     log.info("base model: %.1fM parameters, vocab %d -> %s", model.num_parameters() / 1e6, len(tokenizer), out_dir)
     return out_dir
