@@ -29,7 +29,6 @@ from .models import load_model, load_tokenizer
 from .rewards import get_reward_funcs, reward_spec, total_rewards
 from .tasks import Item, registry
 from .training import (
-    cpu_threads,
     fingerprint_work_dir,
     last_checkpoint,
     mlflow_callback,
@@ -219,7 +218,6 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],
                                     "seed": recipe.seed})
-    cpu_threads()
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)
     model = load_model(sft_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)

@@ -443,6 +443,9 @@ def load_model(path: str, dtype: str = "float32", local_files_only: bool = True,
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if device:
         model.to(device)
+    from .training import cpu_threads
+
+    cpu_threads(model.num_parameters())
     return model
 
 

@@ -16,7 +16,6 @@ from .chat import tokenize_conversation
 from .config import Recipe
 from .models import load_model, load_tokenizer
 from .training import (
-    cpu_threads,
     fingerprint_work_dir,
     last_checkpoint,
     mlflow_callback,
@@ -72,7 +71,6 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
 
     fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})
-    cpu_threads()
     model = load_model(base_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)
     dataset = Dataset.from_list(rows)

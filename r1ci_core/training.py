@@ -78,12 +78,17 @@ def resumed_step(checkpoint: str | None) -> int:
     return int(str(checkpoint).rsplit("-", 1)[-1]) if checkpoint else 0
 
 
-def cpu_threads() -> int:
-    """Set torch's intra-op threads for CPU training and return them: `$R1CI_TORCH_THREADS`, else half the
-    cores (1 on a 2-core machine).
+SMALL_MODEL_PARAMS = 20_000_000
 
-    Small models gain little from a second thread, and on a shared machine OpenMP threads that wait for each
-    other make a step up to 10x slower (measured: 5 s vs 0.3 s per tiny SFT step with 2 threads vs 1 under load).
+
+def cpu_threads(n_params: int | None = None) -> int:
+    """Set torch's intra-op threads for CPU work on a model of `n_params` parameters and return them:
+    `$R1CI_TORCH_THREADS`, else every core for a real model, half of them (1 on 2 cores) for a small one.
+
+    A real model's matmuls keep every core busy: SmolLM2-135M's SFT step runs ~1.5x faster on 2 threads than
+    on 1 (benchmarks/train_bench.py). A small model gains little from a second thread, and on a shared
+    machine OpenMP threads that wait for each other make its step up to 10x slower (measured: 5 s vs 0.3 s
+    per tiny SFT step with 2 threads vs 1 under load).
     """
     import os
 
@@ -92,7 +97,13 @@ def cpu_threads() -> int:
     if torch.cuda.is_available():
         return torch.get_num_threads()
     wanted = os.environ.get("R1CI_TORCH_THREADS")
-    n = int(wanted) if wanted and wanted.isdigit() and int(wanted) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    cores = os.cpu_count() or 2
+    if wanted and wanted.isdigit() and int(wanted) > 0:
+        n = int(wanted)
+    elif n_params is not None and n_params >= SMALL_MODEL_PARAMS:
+        n = cores
+    else:
+        n = max(1, cores // 2)
     torch.set_num_threads(n)
     return n
 
