@@ -2,8 +2,18 @@
 
     python benchmarks/train_bench.py [--trajectories 160] [--repeats 3] [--threads 1] [--pack-length 1024]
                                      [--pack-batch 0] [--modes padded,packed,padding_free,packed_masked]
+    python benchmarks/train_bench.py --real [--recipe smollm2-135m] [--trajectories 48] [--grpo-steps 3]
 
-Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_speedup", ...}.
+Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_speedup", ...}
+({"metric": "real_sft_speedup", ...} with --real).
+
+--real: the embedded default's real model (SmolLM2-135M-Instruct, imported from its GGUF file as the
+`base_model` stage does) through r1ci's SFT and GRPO paths, "before" (r1ci's earlier CPU settings: one torch
+thread, fp32, GRPO with beta 0.001 and so a reference copy of the model) against "after" (the recipe as it
+ships: every core, bf16 autocast, beta 0), each setting in its own process, alternating, in one run.
+SFT: tokens/s over the recipe's own reference-teacher trajectories. GRPO: the recipe's GRPO settings on its
+GRPO questions, starting from the base model; per step generation / execution / optimisation, and the peak
+RSS of each process.
 
 SFT: the reference teacher's real trajectories for the `tiny` recipe's SFT pool (code really executed,
 then the SFT filter), the tiny recipe's base model, one epoch through r1ci's SFT stage path
@@ -69,7 +79,8 @@ def _quiet(threads: int) -> None:
         disable_progress_bar()
     except ImportError:
         pass
-    torch.set_num_threads(threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 def _rss_mb() -> float:
@@ -201,17 +212,27 @@ def worker_sft(data: Path, recipe_name: str, mode: str, pack_length: int, pack_b
 
 
 def worker_grpo(recipe_name: str, steps: int) -> dict:
-    """`steps` GRPO steps through r1ci's `train_grpo`; per step: rollout (generate / execute) and the rest."""
+    """`steps` GRPO steps through r1ci's `train_grpo` with a small policy taught to write code."""
+    from r1ci_core.config import load_recipe
+    from r1ci_core.rollout.tiny import TINY_SHAPE, make_tiny_policy, sample_items
+
+    items = sample_items(12, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_tiny_policy(Path(tmp) / "policy", items, n_teach=3, steps=100)
+        out = _timed_grpo(load_recipe(recipe_name), steps, items, str(Path(tmp) / "policy"))
+    shape = TINY_SHAPE
+    return {**out, "model": f"hidden {shape.hidden_size}, {shape.num_hidden_layers} layers"}
+
+
+def _timed_grpo(recipe, steps: int, items: list, policy: str) -> dict:  # noqa: ANN001
+    """`steps` GRPO steps of `policy` through r1ci's `train_grpo`; per step: rollout (generate / execute) and the rest."""
     from transformers import TrainerCallback
 
     import r1ci_core.grpo as grpo
     import r1ci_core.rollout as rollout
-    from r1ci_core.config import load_recipe
-    from r1ci_core.rollout.tiny import TINY_SHAPE, make_tiny_policy, sample_items
     from r1ci_core.sandbox import Sandbox
 
-    recipe = load_recipe(recipe_name).with_overrides({"grpo.max_steps": steps, "grpo.save_strategy": "no",
-                                                      "grpo.logging_steps": 1})
+    recipe = recipe.with_overrides({"grpo.max_steps": steps, "grpo.save_strategy": "no", "grpo.logging_steps": 1})
     steps_log: list[dict] = []
     calls: list[dict] = []
     real_run_rollouts = rollout.run_rollouts
@@ -237,20 +258,192 @@ def worker_grpo(recipe_name: str, steps: int) -> dict:
 
     rollout.run_rollouts = timed_run_rollouts  # picked up by grpo.make_rollout_func
     grpo.mlflow_callback = StepTimer
-    items = sample_items(12, seed=0)
     sb = recipe.sandbox
     with tempfile.TemporaryDirectory() as tmp, \
             Sandbox(timeout_s=sb.timeout_s, memory_mb=sb.memory_mb, workers=sb.workers, isolation=sb.isolation) as box:
-        make_tiny_policy(Path(tmp) / "policy", items, n_teach=3, steps=100)
-        grpo.train_grpo(recipe, items, str(Path(tmp) / "policy"), Path(tmp) / "out", Path(tmp) / "work", box)
-    shape = TINY_SHAPE
-    return {"steps": steps_log, "model": f"hidden {shape.hidden_size}, {shape.num_hidden_layers} layers",
-            "completions_per_step": int(recipe.grpo.get("per_device_train_batch_size", 8))}
+        grpo.train_grpo(recipe, items, policy, Path(tmp) / "out", Path(tmp) / "work", box)
+    return {"steps": steps_log, "completions_per_step": int(recipe.grpo.get("per_device_train_batch_size", 8)),
+            "beta": float(recipe.grpo.get("beta", 0.001))}
 
 
-def _run_worker(argv: list[str], threads: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([sys.executable, __file__, *argv, "--threads", str(threads)], capture_output=True,
+# ----------------------------------------------------------------------------------------------- real model
+REAL_SETTINGS = ("before", "after")
+
+
+def real_overrides(setting: str, stage: str) -> dict:
+    """The recipe overrides of one setting: `before` = r1ci's earlier CPU settings, `after` = the recipe."""
+    if setting == "after":
+        return {}
+    if setting == "before":
+        extra = {"grpo.beta": 0.001} if stage == "grpo" else {}
+        return {f"{stage}.bf16": False, **extra}
+    raise ValueError(f"unknown setting {setting!r}; choose from {REAL_SETTINGS}")
+
+
+def real_threads(setting: str) -> str:
+    return "1" if setting == "before" else ""  # "" = r1ci's choice (every core for a real model)
+
+
+def prepare_real(data: Path, recipe_name: str, n_traj: int) -> dict:
+    """The recipe's base model imported from its GGUF file, and its reference-teacher SFT trajectories."""
+    import random
+
+    from r1ci_core.config import load_recipe
+    from r1ci_core.corpus import build_items
+    from r1ci_core.filtering import filter_trajectories
+    from r1ci_core.models import import_gguf, is_gguf_ref, load_tokenizer
+    from r1ci_core.sandbox import Sandbox
+    from r1ci_core.sft import sft_rows
+    from r1ci_core.tasks import registry
+    from r1ci_core.teachers import make_teacher
+    from r1ci_core.trajectory import Trajectory
+
+    recipe = load_recipe(recipe_name)
+    ref = recipe.model.name_or_path
+    if is_gguf_ref(ref):
+        base = import_gguf(ref, data / "base")
+    elif Path(ref).is_dir():
+        base = Path(ref)
+    else:
+        raise SystemExit(f"--real needs a recipe whose model is a gguf: file or a local folder, not {ref!r}")
+    tokenizer = load_tokenizer(str(base))
+    items = build_items(recipe.tasks)
+    sb = recipe.sandbox
+    with Sandbox(timeout_s=sb.timeout_s, memory_mb=sb.memory_mb, workers=sb.workers, isolation=sb.isolation) as box:
+        teacher = make_teacher(recipe.teacher, registry(), box, rollout=recipe.rollout)
+        todo, _ = teacher.select([it for it in items if it.pool == "sft"])
+        rows, _ = teacher.generate(todo)
+    trajs, _ = filter_trajectories([Trajectory.from_row(r) for r in rows], recipe.filter, tokenizer)
+    random.Random(0).shuffle(trajs)
+    trajs = trajs[:n_traj]
+    (data / "trajectories.json").write_text(json.dumps([t.to_row() for t in trajs]))
+    (data / "base_path").write_text(str(base))
+    lengths = [len(r["input_ids"]) for r in sft_rows(trajs, tokenizer)]
+    return {"n": len(trajs), "tokens": sum(lengths), "median": statistics.median(lengths), "max": max(lengths)}
+
+
+def worker_real_sft(data: Path, recipe_name: str, setting: str) -> dict:
+    """One epoch of r1ci's SFT on the real model in `setting`."""
+    from transformers import TrainerCallback
+
+    import r1ci_core.sft as sft
+    from r1ci_core.config import load_recipe
+    from r1ci_core.launch import train_sft
+    from r1ci_core.trajectory import Trajectory
+
+    rec: dict = {}
+    mem = _RssPeak()
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            import torch
+
+            mem.start()
+            rec["t0"], rec["threads"] = time.perf_counter(), torch.get_num_threads()
+
+        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
+            rec["t1"] = time.perf_counter()
+            mem.stop()
+            rec["tokens"], rec["steps"] = int(state.num_input_tokens_seen), int(state.global_step)
+
+    sft.mlflow_callback = Timer
+    recipe = load_recipe(recipe_name).with_overrides(
+        {"sft.num_train_epochs": 1, "sft.max_steps": -1, "sft.save_strategy": "no", "sft.logging_steps": 10_000,
+         "sft.include_num_input_tokens_seen": "non_padding", **real_overrides(setting, "sft")})
+    trajs = [Trajectory.from_row(r) for r in json.loads((data / "trajectories.json").read_text())]
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = train_sft(recipe, trajs, (data / "base_path").read_text(), Path(tmp) / "out", Path(tmp) / "work")
+    train_s = rec["t1"] - rec["t0"]
+    return {"setting": setting, "threads": rec["threads"], "tokens": rec["tokens"], "steps": rec["steps"],
+            "train_s": train_s, "tokens_per_s": rec["tokens"] / train_s, "peak_rss_mb": mem.peak_mb,
+            "train_loss": figures["train_loss"]}
+
+
+def worker_real_grpo(data: Path, recipe_name: str, setting: str, steps: int) -> dict:
+    """`steps` GRPO steps on the real model in `setting`, split as in `worker_grpo`."""
+    from r1ci_core.config import load_recipe
+    from r1ci_core.corpus import build_items
+
+    recipe = load_recipe(recipe_name)
+    items = [it for it in build_items(recipe.tasks) if it.pool == "grpo"]
+    mem = _RssPeak()
+    mem.start()
+    out = _timed_grpo(recipe.with_overrides(real_overrides(setting, "grpo")), steps, items,
+                      (data / "base_path").read_text())
+    mem.stop()
+    import torch
+
+    return {**out, "setting": setting, "threads": torch.get_num_threads(), "peak_rss_mb": mem.peak_mb}
+
+
+def real_main(args: argparse.Namespace) -> None:
+    """Before/after on the real model (see the module doc); JSON last line."""
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        stats = prepare_real(data, args.recipe, args.trajectories)
+        sft_runs: dict[str, list[dict]] = {s: [] for s in REAL_SETTINGS}
+        grpo_runs: dict[str, dict] = {}
+        for rep in range(args.repeats):
+            for setting in (REAL_SETTINGS if rep % 2 == 0 else REAL_SETTINGS[::-1]):
+                sft_runs[setting].append(_run_worker(
+                    ["--worker", "real_sft", "--mode", setting, "--data", str(data), "--recipe", args.recipe],
+                    real_threads(setting)))
+        if args.grpo_steps > 0:
+            for setting in REAL_SETTINGS:
+                grpo_runs[setting] = _run_worker(
+                    ["--worker", "real_grpo", "--mode", setting, "--data", str(data), "--recipe", args.recipe,
+                     "--grpo-steps", str(args.grpo_steps)], real_threads(setting))
+
+    def med(setting: str, key: str) -> float:
+        return statistics.median(r[key] for r in sft_runs[setting])
+
+    ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(sft_runs["after"], sft_runs["before"], strict=True)]
+    speedup = statistics.median(ratios)
+    print(f"SFT on the real model of recipe {args.recipe!r}: {stats['n']} reference-teacher trajectories "
+          f"({stats['tokens']} tokens, median {stats['median']:.0f}, max {stats['max']}), one epoch, "
+          f"{args.repeats} repeat(s) (median), CPU")
+    header = f"{'setting':<8}{'threads':>8}{'bf16':>6}{'steps':>7}{'tokens/s':>10}{'peak RSS MB':>13}{'loss':>8}"
+    print(header)
+    print("-" * len(header))
+    for s in REAL_SETTINGS:
+        print(f"{s:<8}{sft_runs[s][0]['threads']:>8d}{('no' if s == 'before' else 'yes'):>6}{sft_runs[s][0]['steps']:>7d}"
+              f"{med(s, 'tokens_per_s'):>10.0f}{med(s, 'peak_rss_mb'):>13.0f}{med(s, 'train_loss'):>8.3f}")
+    print(f"after/before SFT tokens/s: {speedup:.2f}x (goal >= 2x); per repeat: " + ", ".join(f"{x:.2f}" for x in ratios))
+    out = {"metric": "real_sft_speedup", "value": round(speedup, 3), "goal": 2.0, "recipe": args.recipe,
+           "device": "cpu", "repeats": args.repeats, "trajectories": stats["n"], "tokens_per_epoch": stats["tokens"]}
+    for s in REAL_SETTINGS:
+        out[f"sft_{s}_tokens_per_s"] = round(med(s, "tokens_per_s"), 1)
+        out[f"sft_{s}_peak_rss_mb"] = round(med(s, "peak_rss_mb"), 1)
+    if grpo_runs:
+        print(f"GRPO steps on the real model ({args.grpo_steps} steps, the first a warm-up; median of the others):")
+        header = (f"{'setting':<8}{'threads':>8}{'beta':>7}{'compl.':>7}{'tokens':>8}{'step s':>8}{'generate':>10}"
+                  f"{'execute':>9}{'optimise':>10}{'peak RSS MB':>13}")
+        print(header)
+        print("-" * len(header))
+        for s, run in grpo_runs.items():
+            warm = run["steps"][1:] or run["steps"]
+            g = {k: statistics.median(x[k] for x in warm) for k in warm[0]}
+            opt = g["step_s"] - g["wall_s"]
+            beta = 0.001 if s == "before" else float(run.get("beta", 0.0))
+            print(f"{s:<8}{run['threads']:>8d}{beta:>7g}{int(g['n']):>7d}{int(g['policy_tokens']):>8d}{g['step_s']:>8.1f}"
+                  f"{g['gen_s']:>10.1f}{g['exec_s']:>9.1f}{opt:>10.1f}{run['peak_rss_mb']:>13.0f}")
+            out.update({f"grpo_{s}_step_s": round(g["step_s"], 2), f"grpo_{s}_generation_s": round(g["gen_s"], 2),
+                        f"grpo_{s}_execution_s": round(g["exec_s"], 2), f"grpo_{s}_optimisation_s": round(opt, 2),
+                        f"grpo_{s}_peak_rss_mb": round(run["peak_rss_mb"], 1)})
+        print("  generate = the engine's decoding time (summed over its batches), execute = sandbox time "
+              "(overlaps decoding), optimise = the rest of the step (rewards, log-probs, loss, backward, optimizer)")
+    print(f"total bench time {time.perf_counter() - t_start:.0f}s")
+    print(json.dumps(out))
+
+
+def _run_worker(argv: list[str], threads: int | str) -> dict:
+    """Run a worker in its own process with `threads` torch threads ("" = r1ci's own choice)."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("R1CI_TORCH_THREADS", None)
+    if threads != "":
+        env.update({"OMP_NUM_THREADS": str(threads), "R1CI_TORCH_THREADS": str(threads)})
+    out = subprocess.run([sys.executable, __file__, *argv, "--threads", str(threads or 0)], capture_output=True,
                          text=True, env=env, cwd=ROOT)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
@@ -261,7 +454,7 @@ def _run_worker(argv: list[str], threads: int) -> dict:
 # ----------------------------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default="tiny")
+    ap.add_argument("--recipe", default=None, help="tiny (default), or smollm2-135m with --real")
     ap.add_argument("--trajectories", type=int, default=160, help="SFT trajectories per epoch (a shuffled subset)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--recipe-teacher", action="store_true",
@@ -274,12 +467,28 @@ def main() -> None:
     ap.add_argument("--pack-batch", type=int, default=0,
                     help="packed rows per step; 0: the padded run's real tokens per step / --pack-length")
     ap.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps (the first is a warm-up); 0 skips")
-    ap.add_argument("--worker", choices=["sft", "grpo"], help=argparse.SUPPRESS)
+    ap.add_argument("--real", action="store_true",
+                    help="the real model of --recipe (default smollm2-135m): before/after settings, not the SFT modes")
+    ap.add_argument("--worker", choices=["sft", "grpo", "real_sft", "real_grpo"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
+    args.recipe = args.recipe or ("smollm2-135m" if args.real or (args.worker or "").startswith("real") else "tiny")
     _quiet(args.threads)
+    if args.worker == "real_sft":
+        print(json.dumps(worker_real_sft(Path(args.data), args.recipe, args.mode)))
+        return
+    if args.worker == "real_grpo":
+        print(json.dumps(worker_real_grpo(Path(args.data), args.recipe, args.mode, args.grpo_steps)))
+        return
+    if args.real:
+        if args.trajectories == 160:
+            args.trajectories = 48
+        if args.repeats == 3:
+            args.repeats = 1
+        real_main(args)
+        return
     if args.worker == "sft":
         print(json.dumps(worker_sft(Path(args.data), args.recipe, args.mode, args.pack_length, args.pack_batch)))
         return
