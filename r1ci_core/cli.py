@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="materialise the pipeline's assets (default: all)")
-    run.add_argument("--recipe", help="recipe name or YAML path (default: $R1CI_RECIPE or tiny)")
+    run.add_argument("--recipe", help="recipe name or YAML path (default: $R1CI_RECIPE or smollm2-135m)")
     run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'grpo_checkpoint' or '*sft_dataset'")
     run.set_defaults(func=cmd_run)
 

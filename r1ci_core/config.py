@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-DEFAULT_RECIPE = "tiny"
+DEFAULT_RECIPE = "smollm2-135m"  # the embedded default: a real pretrained model read offline (recipes/)
 
 
 class RecipeError(ValueError):
@@ -167,11 +167,29 @@ class CurriculumConfig(_Section):
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
 
 
+Mode = Literal["autonomous", "text_only", "code_first"]
+
+
 class EvalConfig(_Section):
     checkpoints: list[str] = Field(default_factory=lambda: ["base", "sft", "grpo"])
-    modes: list[Literal["autonomous", "text_only", "code_first"]] = Field(default_factory=lambda: ["autonomous"])
+    modes: list[Mode] = Field(default_factory=lambda: ["autonomous"])
+    # per checkpoint name (base/sft/grpo or a models:/ entry), modes that replace `modes` for it, e.g. the
+    # paper's three modes on the final model only: {grpo: [autonomous, text_only, code_first]}
+    modes_by_checkpoint: dict[str, list[Mode]] = Field(default_factory=dict)
     pools: list[Literal["test_seen", "test_unseen"]] = Field(default_factory=lambda: ["test_seen", "test_unseen"])
     max_infra_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _known_checkpoints(self) -> EvalConfig:
+        unknown = sorted(set(self.modes_by_checkpoint) - set(self.checkpoints))
+        if unknown:
+            raise ValueError(f"eval.modes_by_checkpoint names {unknown}, which eval.checkpoints "
+                             f"{self.checkpoints} does not evaluate")
+        return self
+
+    def modes_for(self, checkpoint: str) -> list[str]:
+        """The modes `checkpoint` is evaluated in: its `modes_by_checkpoint` entry, else `modes`."""
+        return list(self.modes_by_checkpoint.get(checkpoint, self.modes))
 
 
 class MlflowConfig(_Section):

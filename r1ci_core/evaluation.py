@@ -285,7 +285,6 @@ def run_evaluation(
     force = force or os.environ.get("R1CI_EVAL_FORCE", "").lower() in ("1", "true", "yes")
     recipe = ctx.recipe
     ecfg = recipe.eval
-    modes = list(modes or ecfg.modes)
     families = families if families is not None else registry()
     unique: dict[str, Any] = {}
     for it in items:
@@ -314,7 +313,7 @@ def run_evaluation(
         version = _registered_version(spec)
         backend = None
         try:
-            for mode in modes:
+            for mode in (list(modes) if modes else ecfg.modes_for(spec.name)):
                 key = eval_key(fingerprint, items_fp, mode, settings)
                 if not force:
                     existing = store.find_run(db, key)

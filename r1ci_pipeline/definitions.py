@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from r1ci_core.config import DEFAULT_RECIPE
+
 from .defs.assets import data, evaluation, training
 from .defs.checks import (
     check_eval_report_all_families,
@@ -25,7 +27,7 @@ def _data_dir() -> Path:
 
 
 recipe = RecipeResource(
-    recipe=dg.EnvVar("R1CI_RECIPE").get_value("tiny") or "tiny",
+    recipe=dg.EnvVar("R1CI_RECIPE").get_value(DEFAULT_RECIPE) or DEFAULT_RECIPE,
     overrides_json=os.environ.get("R1CI_OVERRIDES", "{}"),
     data_dir=str(_data_dir()),
 )

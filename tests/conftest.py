@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The shipped default is a real 135M model; tests that do not name a recipe use the tiny one (speed).
+os.environ.setdefault("R1CI_RECIPE", "tiny")
 
 
 @pytest.fixture(scope="session", autouse=True)

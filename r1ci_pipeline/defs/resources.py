@@ -6,11 +6,14 @@ from typing import Any
 
 import dagster as dg
 
+from r1ci_core.config import DEFAULT_RECIPE
+
 
 class RecipeResource(dg.ConfigurableResource):
-    """Which recipe the pipeline runs (`R1CI_RECIPE`, default `tiny`) plus JSON overrides (`R1CI_OVERRIDES`)."""
+    """Which recipe the pipeline runs (`R1CI_RECIPE`, default `smollm2-135m`) plus JSON overrides
+    (`R1CI_OVERRIDES`)."""
 
-    recipe: str = "tiny"
+    recipe: str = DEFAULT_RECIPE
     overrides_json: str = "{}"
     data_dir: str = ""
 

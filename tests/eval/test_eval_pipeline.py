@@ -214,6 +214,21 @@ def test_unforced_rerun_is_noop_then_forced_and_changed_settings_append(evaluate
     assert len(_df(ctx, "SELECT * FROM eval_runs")) == 10
 
 
+def test_modes_by_checkpoint_picks_each_checkpoints_modes(evaluated, eval_items, tiny_checkpoints, sandbox):
+    from r1ci_core.config import RecipeError
+    from r1ci_core.stages import StageContext
+
+    ctx, _ = evaluated
+    recipe = _recipe(**{"rollout.max_new_tokens": 48, "eval.modes": ["autonomous"],
+                        "eval.modes_by_checkpoint": {"sft": ["autonomous", "code_first"]}})
+    res = run_evaluation(StageContext(recipe=recipe, root=ctx.root), eval_items, tiny_checkpoints, sandbox)
+    runs = _df(ctx, "SELECT checkpoint, mode FROM eval_runs WHERE list_contains(?, run_id)", [res["new_run_ids"]])
+    assert sorted(zip(runs["checkpoint"], runs["mode"], strict=True)) == [
+        ("base", "autonomous"), ("sft", "autonomous"), ("sft", "code_first")]
+    with pytest.raises(RecipeError, match=r"modes_by_checkpoint names \['gpro'\]"):
+        _recipe(**{"eval.modes_by_checkpoint": {"gpro": ["text_only"]}})
+
+
 def test_asset_check_functions(evaluated):
     ctx, result = evaluated
     ids = result.metadata["run_ids"]
