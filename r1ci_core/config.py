@@ -11,9 +11,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -70,10 +70,17 @@ class TasksConfig(_Section):
 class SandboxConfig(_Section):
     """Limits of every code execution (see `r1ci_core.sandbox`)."""
 
-    timeout_s: PositiveFloat = 10.0
-    memory_mb: PositiveInt = 1024
+    timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False, description="wall seconds per program")
+    memory_mb: PositiveInt = Field(default=1024, description="MiB of address space per program (never unlimited)")
     isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
     workers: PositiveInt = 2
+
+    @field_validator("timeout_s", "memory_mb", "workers", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML `true` would otherwise be read as 1 (a 1 MiB / 1 s limit)
+            raise ValueError("must be a number, not a boolean")
+        return value
 
 
 class RolloutConfig(_Section):

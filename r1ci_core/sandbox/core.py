@@ -16,7 +16,7 @@ from . import isolation as iso
 from ._pump import encode_request
 from .cold import run_cold, run_plain
 from .result import ExecResult
-from .settings import SandboxSettings, SandboxUnavailableError
+from .settings import SandboxSettings, SandboxUnavailableError, check_limit
 from .warm import WarmPool, WorkerDied
 
 log = logging.getLogger("r1ci.sandbox")
@@ -131,8 +131,15 @@ class Sandbox:
     # ------------------------------------------------------------------ running
     def run(self, code: str, *, timeout_s: float | None = None, memory_mb: int | None = None,
             cpu_time_s: float | None = None, stdin: str | None = None) -> ExecResult:
-        """Run one program.  ``input()`` sees ``stdin`` (default: EOF at once)."""
+        """Run one program.  ``input()`` sees ``stdin`` (default: EOF at once).  A limit that is not
+        positive (or not finite) raises ValueError: no call runs without its limits."""
         s = self.settings
+        if timeout_s is not None:
+            check_limit("timeout_s", timeout_s)
+        if memory_mb is not None:
+            check_limit("memory_mb", memory_mb, integer=True)
+        if cpu_time_s is not None:
+            check_limit("cpu_time_s", cpu_time_s)
         if self._fail_rate > 0:
             with self._rng_lock:
                 fail = self._rng.random() < self._fail_rate
@@ -217,5 +224,6 @@ def default_sandbox() -> Sandbox:
 
 def execute(code: str, *, timeout_s: float = 10.0, memory_mb: int = 1024) -> ExecResult:
     """Run one program in the shared default :class:`Sandbox` (raises SandboxUnavailableError
-    when this machine allows no isolation: never silently unsandboxed)."""
+    when this machine allows no isolation: never silently unsandboxed; ValueError for a limit
+    that is not positive)."""
     return default_sandbox().run(code, timeout_s=timeout_s, memory_mb=memory_mb)

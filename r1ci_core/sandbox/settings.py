@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,24 @@ FAIL_SEED_ENV = "R1CI_SANDBOX_FAIL_SEED"
 
 class SandboxUnavailableError(RuntimeError):
     """No isolation is possible here (and ``isolation: none`` was not asked for)."""
+
+
+_NON_POSITIVE = {
+    "memory_mb": "0 or less would run the program with no memory limit at all",
+    "timeout_s": "0 or less would report every program as timed out without running it",
+    "cpu_time_s": "0 or less would stop every program before it starts",
+}
+
+
+def check_limit(name: str, value: Any, *, integer: bool = False) -> None:
+    """Refuse a limit that is not a finite positive number (a whole one if ``integer``): the sandbox
+    fails closed rather than run with no limit or report every program as timed out."""
+    number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value > 0:
+        return
+    why = f" ({_NON_POSITIVE[name]})" if number and value <= 0 and name in _NON_POSITIVE else ""
+    kind = "a whole number above 0" if integer else "a finite number above 0"
+    raise ValueError(f"sandbox {name} must be {kind}, got {value!r}{why}: give {kind}")
 
 
 @dataclass(frozen=True)
@@ -89,12 +109,12 @@ class SandboxSettings:
             raise ValueError(f"isolation must be auto|bwrap|unshare|none, not {self.isolation!r}")
         if self.mode not in ("auto", "warm", "cold"):
             raise ValueError(f"mode must be auto|warm|cold, not {self.mode!r}")
-        for name in ("timeout_s", "memory_mb", "max_processes", "file_size_mb", "open_files",
-                     "max_output_bytes", "scratch_mb", "spares"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.cpu_time_s is not None and self.cpu_time_s <= 0:
-            raise ValueError("cpu_time_s must be positive")
+        check_limit("timeout_s", self.timeout_s)
+        for name in ("memory_mb", "max_processes", "file_size_mb", "open_files", "max_output_bytes",
+                     "scratch_mb", "spares"):
+            check_limit(name, getattr(self, name), integer=True)
+        if self.cpu_time_s is not None:
+            check_limit("cpu_time_s", self.cpu_time_s)
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
         for p in (*self.python_path, *self.ro_binds):

@@ -176,3 +176,33 @@ def test_official_only_families_available_with_folder(monkeypatch):
     finally:
         monkeypatch.delenv("R1CI_BBH_DIR")
         clear_registry_cache()
+
+
+def test_official_targets_given_as_split_option_text(tmp_path):
+    """A few official targets are an option's text, not its letter: the option held commas and the official
+    file split it into consecutive options ("(A) Monsters" "(B) Inc", target "Monsters, Inc"). Shapes copied
+    by hand from movie_recommendation and ruin_names; every target must score 1.0 against itself."""
+    movie = ("Find a movie similar to Shrek, Aladdin:\nOptions:\n(A) Monsters\n(B) Inc\n(C) Children of the Night\n"
+             "(D) Town & Country")
+    ruin = ("Which of the following is a humorous edit of this artist or movie name: 'rita, sue and bob too'?\n"
+            "Options:\n(A) rita\n(B) sue and bob too\n(C) rita\n(D) sue and bob poo\n(E) rita,y sue and bob too")
+    (tmp_path / "movie_recommendation.json").write_text(json.dumps({"examples": [
+        {"input": movie, "target": "Monsters, Inc"}, {"input": movie.replace("Shrek", "Heat"), "target": "(C)"}]}))
+    (tmp_path / "ruin_names.json").write_text(json.dumps({"examples": [
+        {"input": ruin, "target": "rita, sue and bob poo"}]}))
+    fams = registry(bbh_dir=tmp_path)
+    items = load_bbh(tmp_path)
+    assert len(items) == 3
+    for item in items:
+        assert fams[item.family].score(item.answer, item) == 1.0, item.answer
+    monsters, heat, rita = items
+    fam = fams["bbh_movie_recommendation"]
+    for answer in ("(A)", "A", "(A) Monsters", "Monsters, Inc", "monsters, inc."):
+        assert fam.score(answer, monsters) == 1.0, answer
+    for answer in ("(B)", "(C)", "Inc", "Children of the Night"):
+        assert fam.score(answer, monsters) == 0.0, answer
+    assert fam.score("(C)", heat) == 1.0 and fam.score("(A)", heat) == 0.0
+    # the run starts at the second "rita" (C), not at the first (A) nor the third (E)
+    assert fams["bbh_ruin_names"].score("(C)", rita) == 1.0
+    for answer in ("(A)", "(D)", "(E)", "rita"):
+        assert fams["bbh_ruin_names"].score(answer, rita) == 0.0, answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -107,3 +108,80 @@ def test_missing_folder_raises(tmp_path):
         load_symbench(missing)
     message = str(err.value)
     assert str(missing) in message and "dataset_gather" in message and "\n" not in message
+
+
+def _write_sample(root: Path, folder: str, question: str, solution: str) -> None:
+    sample = root / folder / "sample_0"
+    sample.mkdir(parents=True)
+    (sample / "question.txt").write_text(question)
+    (sample / "solution.json").write_text(solution)
+
+
+def test_malformed_solution_json_names_the_file(tmp_path):
+    good = {"numbers": [4, 1, 7], "target": 10, "solution": ["4", "-", "1", "+", "7"], "complexity": 1}
+    _write_sample(tmp_path, "combinatorial_calculation", "Given 3 integers ... <<<[1, +, 3]>>>", json.dumps(good))
+    assert len(load_symbench(tmp_path)) == 1
+    bad = tmp_path / "combinatorial_calculation" / "sample_0" / "solution.json"
+    bad.write_text('{"numbers": [4, 1, 7], "target": 10,')  # cut short
+    for load in (load_symbench, scan_symbench):
+        with pytest.raises(ValueError) as err:
+            load(tmp_path)
+        message = str(err.value)
+        assert str(bad) in message and "not valid JSON" in message and "\n" not in message
+    bad.write_bytes(b'{"numbers": [4, 1, 7], "target": "\xff"}')
+    with pytest.raises(ValueError, match="solution.json is not UTF-8"):
+        load_symbench(tmp_path)
+
+
+def test_nothing_loaded_is_an_error(tmp_path):
+    _write_sample(tmp_path, "combinatorial_calculation", "Given 3 integers ...", json.dumps({"numbers": [1, 2, 3]}))
+    (tmp_path / "minesweeper").mkdir()
+    _, skipped = scan_symbench(tmp_path)
+    assert any("sample_0 (its solution.json has no key 'solution')" in why for why in skipped)
+    with pytest.raises(ValueError, match=r"no SymBench instance could be loaded from .* \(2 skipped; first skipped: "):
+        load_symbench(tmp_path)
+
+
+def _solve(item) -> str | None:
+    src = FAMILY[item.family].reference_solution(item)
+    # 5 s: the sandbox timeout of the tiny recipe
+    return extract_answer(subprocess.run([sys.executable, "-c", src], capture_output=True, text=True,
+                                         timeout=5).stdout)
+
+
+def test_blocksworld_task_already_at_its_goal(tmp_path):
+    """The release has tasks whose goal is the initial state (goal with fewer stacks, as in 2_3_2_*): the
+    official validator refuses an empty plan, so the reference moves a block away and back."""
+    task = tmp_path / "Blocksworld_dataset" / "2_3_2_2"
+    task.mkdir(parents=True)
+    (task / "blocksworld_task.txt").write_text(
+        "Initial State:\nstack1: B\nstack2: A\nstack3: \n\nGoal State:\nstack1: B\nstack2: A\n")
+    (item,) = load_symbench(tmp_path)
+    fam = FAMILY["blocksworld"]
+    assert fam.check("", item).score == 0.0  # no move is no answer (as in the release's validator)
+    answer = _solve(item)
+    assert answer and len(answer.splitlines()) == 2 and fam.check(answer, item).score == 1.0
+    assert fam.check("Move A from 2 to 3\nMove A from 3 to 2", item).score == 1.0
+    assert fam.check("Move A from 2 to 3", item).score == 0.0
+
+
+@pytest.mark.parametrize("numbers,target", [
+    ([3, 8, 2, 5, 9, 1, 4, 6, 7, 2, 3, 5, 8, 1, 6], 300),
+    ([2, 1, 4, 3, 1, 6, 2, 5, 1, 1, 3, 2, 7, 1, 4, 2, 1, 3, 2, 5], 500),
+    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2], 500),
+    ([6, 2, 9, 4, 3, 8], 100),
+    ([8, 3, 8, 3], 24),  # needs fractions: 8 / (3 - 8 / 3)
+])
+def test_combinatorial_calculation_of_many_numbers(tmp_path, numbers, target):
+    """The release's varied-complexity folders have 15 numbers (target 300) and 20 (target 500): trying
+    every bracketing never finished there; the reference must answer within the sandbox's timeout."""
+    listed = ", ".join(map(str, numbers))
+    question = (f"Given {len(numbers)} integers between 1 and 9, ... Now the input numbers are: {listed}, "
+                f"the target values is: {target}\n Your answer:")
+    solution = {"numbers": numbers, "target": target, "solution": [], "complexity": 9}
+    _write_sample(tmp_path / "combinatorial_calculation_varied_complexity", "combinatorial_calculation_complexity9",
+                  question, json.dumps(solution))
+    (item,) = load_symbench(tmp_path)
+    assert item.metadata["numbers"] == numbers and item.metadata["target"] == target
+    answer = _solve(item)
+    assert FAMILY["combinatorial_calculation"].check(answer, item).score == 1.0, answer

@@ -13,6 +13,7 @@ ANSWER_SUFFIX = "\n\nGive your final answer in the format <<<answer>>>."
 SUFFIXES = (CHOICE_SUFFIX, ANSWER_SUFFIX)
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _OPTION_RE = re.compile(r"^\(([A-Z])\)\s*(.*?)\s*$")
+_LETTER_RE = re.compile(r"\(?([A-Z])\)?")
 
 
 class NoReferenceSolution(ValueError):
@@ -43,6 +44,25 @@ def parse_options(question: str) -> list[tuple[str, str]]:
         if m:
             out.append((m.group(1), m.group(2)))
     return out
+
+
+def gold_letter(options: list[tuple[str, str]], target: str) -> str | None:
+    """The option letter a gold `target` stands for.  Official targets are "(X)", except a few whose
+    option text holds commas: the official file split that option into consecutive options and gives
+    the whole text as the target (movie_recommendation "Monsters, Inc" = "(A) Monsters" + "(B) Inc").
+    Such a target stands for the option whose text it is, else for the first option of the run of
+    consecutive options that, joined with ", ", spell it; None if neither exists."""
+    target = target.strip()
+    m = _LETTER_RE.fullmatch(target)
+    if m:
+        return m.group(1)
+    want = norm(target)
+    texts = [norm(t) for _, t in options]
+    for i in range(len(options)):
+        for j in range(i + 1, len(options) + 1):
+            if ", ".join(texts[i:j]) == want:
+                return options[i][0]
+    return None
 
 
 def render_options(options: list[str]) -> str:
@@ -108,16 +128,19 @@ class BBHTask(Task):
 
     def _check_choice(self, answer: str, item: Item) -> Verdict:
         options = parse_options(item.question)
-        gold = item.answer.strip().strip("()")
+        gold = gold_letter(options, item.answer)
         text = answer.strip().strip("\"'`").strip()
         if text.endswith("."):
             text = text[:-1].strip()
-        letter = {norm(t): L for L, t in options}.get(norm(text))
+        named = [L for L, t in options if norm(t) == norm(text)]
+        letter = named[0] if len(named) == 1 else None  # a text two options share names neither
         if letter is None:
             m = re.fullmatch(r"\(?([A-Z])\)?(?:\s+.*)?", text, re.DOTALL)
             if m and (len(text) == 1 or text[0] == "(" or text[1] == ")"):
                 letter = m.group(1)
         if letter is None:
+            if not _LETTER_RE.fullmatch(item.answer.strip()) and norm(text) == norm(item.answer):
+                return Verdict(1.0, True)  # an official target given as text, answered with that text
             return Verdict(0.0, False)
         return Verdict(1.0 if letter == gold else 0.0, True)
 

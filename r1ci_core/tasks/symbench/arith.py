@@ -288,20 +288,52 @@ class CombinatorialCalculation(SymbenchTask):
 
     def reference_solution(self, item: Item) -> str:
         md = item.metadata
-        return (
-            "from fractions import Fraction\n"
-            f"nums, target = {md['numbers']}, {md['target']}\n"
-            "def exprs(lo, hi):  # (value, tokens) of every way to combine nums[lo:hi] in order\n"
-            "    if hi - lo == 1:\n"
-            "        return [(Fraction(nums[lo]), [str(nums[lo])])]\n"
-            "    out = []\n"
-            "    for m in range(lo + 1, hi):\n"
-            "        for a, ta in exprs(lo, m):\n"
-            "            for b, tb in exprs(m, hi):\n"
-            "                for op, v in (('+', a + b), ('-', a - b), ('*', a * b), ('/', a / b if b else None)):\n"
-            "                    if v is not None:\n"
-            "                        out.append((v, ['(', *ta, op, *tb, ')']))\n"
-            "    return out\n"
-            "toks = next(t for v, t in exprs(0, len(nums)) if v == target)\n"
-            "print('<<<[' + ', '.join(toks) + ']>>>')\n"
-        )
+        return f"from fractions import Fraction\nnums, target = {md['numbers']}, {md['target']}\n" + _COMBI_PROGRAM
+
+
+# Up to 6 numbers: every bracketing (one expression per value of each interval). The release also has
+# 15 and 20 numbers (targets 300 and 500), where every bracketing is out of reach: there, blocks of up
+# to 3 numbers joined left to right, one expression per whole-number prefix value near the target.
+_COMBI_PROGRAM = """\
+memo = {}
+def exprs(lo, hi):  # {value: tokens} of every way to combine nums[lo:hi] in order
+    if (lo, hi) not in memo:
+        if hi - lo == 1:
+            memo[lo, hi] = {Fraction(nums[lo]): [str(nums[lo])]}
+        else:
+            out = {}
+            for m in range(lo + 1, hi):
+                for a, ta in exprs(lo, m).items():
+                    for b, tb in exprs(m, hi).items():
+                        for op, v in (('+', a + b), ('-', a - b), ('*', a * b), ('/', a / b if b else None)):
+                            if v is not None and v not in out:
+                                out[v] = ['(', *ta, op, *tb, ')']
+            memo[lo, hi] = out
+    return memo[lo, hi]
+def solve():
+    n = len(nums)
+    if n <= 6:  # few numbers: try every bracketing
+        return exprs(0, n).get(target)
+    # many numbers: blocks of up to 3 numbers (each bracketed freely) joined left to right by + - * /,
+    # keeping one expression per whole-number value of each prefix (values near the target only)
+    bound = 2 * abs(target) + 100
+    blocks = {(i, k): [(int(v), t) for v, t in exprs(i, k).items() if v.denominator == 1]
+              for i in range(n) for k in range(i + 1, min(i + 3, n) + 1)}
+    reach = [{} for _ in range(n + 1)]
+    for k in range(1, 4):
+        for v, t in blocks[0, k]:
+            if abs(v) <= bound:
+                reach[k].setdefault(v, t)
+    for i in range(1, n):
+        for s, ts in reach[i].items():
+            for k in range(i + 1, min(i + 3, n) + 1):
+                nxt = reach[k]
+                for v, t in blocks[i, k]:
+                    for op, w in ((('+', s + v), ('-', s - v), ('*', s * v))
+                                  + ((('/', s // v),) if v and s % v == 0 else ())):
+                        if abs(w) <= bound and w not in nxt:
+                            nxt[w] = [*ts, op, *t] if op in '+-' else ['(', *ts, ')', op, *t]
+    return reach[n].get(target)
+toks = solve()
+print('<<<[' + ', '.join(toks) + ']>>>' if toks else 'no expression reaches the target')
+"""

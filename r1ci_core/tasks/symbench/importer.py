@@ -71,6 +71,22 @@ class Skip(ValueError):
     """An instance that cannot be read consistently (reported, not loaded)."""
 
 
+class MalformedFile(ValueError):
+    """A release file that is not valid JSON / UTF-8: a damaged copy, never skipped (loading stops)."""
+
+
+def _json(path: Path, text: str | None = None, where: str = "") -> Any:
+    """`path`'s JSON (or `text`, a line of it); a damaged file raises MalformedFile naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8") if text is None else text)
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"{path}{where} is not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                            "copy that file again from the SymBench release, or delete its instance") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedFile(f"{path}{where} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                            "copy that file again from the SymBench release, or delete its instance") from None
+
+
 def family_of(name: str) -> str | None:
     for pattern, family in FOLDERS:
         if re.fullmatch(pattern, name):
@@ -280,7 +296,7 @@ def _sort_key(p: Path) -> list:
 def _read_number_multiply(root: Path) -> list[tuple[str, Parsed]]:
     out = []
     for pfile in sorted(root.rglob("input_prompt_1.txt"), key=_sort_key):
-        nums = json.loads(pfile.with_name("input_value_list.txt").read_text())
+        nums = _json(pfile.with_name("input_value_list.txt"))
         gold = pfile.with_name("target_answer.txt").read_text().strip()
         question = _with_format(pfile.read_text(encoding="utf-8"), "Return the answer with the format <<<number>>>.")
         out.append((str(pfile.parent), (question, gold, {"numbers": nums})))
@@ -299,7 +315,7 @@ def _read_blocksworld(root: Path) -> list[tuple[str, Parsed]]:
 def _read_boxlift(root: Path) -> list[tuple[str, Parsed]]:
     out = []
     for f in sorted(root.rglob("BoxLift.json"), key=_sort_key):
-        d = json.loads(f.read_text())
+        d = _json(f)
         steps = len(boxlift_greedy(d["boxes"], d["lifters"]))
         out.append((str(f.parent), (boxlift_prompt(d["boxes"], d["lifters"], steps), "",
                                     {"boxes": d["boxes"], "lifters": d["lifters"], "estimated_steps": steps})))
@@ -309,7 +325,7 @@ def _read_boxlift(root: Path) -> list[tuple[str, Parsed]]:
 def _read_boxnet(root: Path) -> list[tuple[str, Parsed]]:
     out = []
     for f in sorted(root.rglob("pg_state*.json"), key=_sort_key):
-        cells = json.loads(f.read_text())
+        cells = _json(f)
         rows = int(max(float(k.split("_")[0]) for k in cells) + 0.5)
         cols = int(max(float(k.split("_")[1]) for k in cells) + 0.5)
         for i in range(rows):
@@ -325,7 +341,7 @@ def _read_letters(root: Path) -> list[tuple[str, Parsed]]:
         m = re.fullmatch(r"([a-z])_\d+_\d+", f.parent.name)
         if not m:
             raise Skip(f"{f.parent}: letter folder name not understood")
-        word = json.loads(f.read_text())
+        word = _json(f)
         word = word[0] if isinstance(word, list) else word
         out.append((str(f.parent), (Letters.question(word, m.group(1)), "", {"word": word, "letter": m.group(1)})))
     return out
@@ -349,7 +365,7 @@ def _read_gsm(path: Path) -> list[tuple[str, Parsed]]:
     for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
             continue
-        d = json.loads(line)
+        d = _json(path, line, f" line {k + 1}")
         question = d["input"] + "\nReturn your final answer as a number with the format <<<answer>>>."
         out.append((f"{path}:{k + 1}", (question, repr(float(d["target"])), {"code": d["code"]})))
     return out
@@ -364,7 +380,7 @@ def _read_math(root: Path, skipped: list[str]) -> list[tuple[str, str, Parsed]]:
                 skipped.append(f"{subject_dir} (MATH subject not in SymBench)")
             continue
         for f in sorted(subject_dir.glob("*.json"), key=_sort_key):
-            d = json.loads(f.read_text(encoding="utf-8"))
+            d = _json(f)
             boxed = last_boxed(d["solution"]) or ""
             question = d["problem"] + "\nReturn your final answer in LaTeX with the format <<<answer>>>."
             md = {"solution": d["solution"], "level": d.get("level", ""), "type": d.get("type", ""), "boxed": boxed,
@@ -395,6 +411,8 @@ def scan_symbench(folder: str | Path) -> tuple[list[Item], list[str]]:
                           "game24": _read_game24, "gsm_hard": _read_gsm}.get(family)
                 pairs = reader(entry) if reader else _read_samples_safe(entry, family, skipped)
                 found = [(family, where, parsed) for where, parsed in pairs]
+        except MalformedFile:
+            raise
         except (Skip, OSError, ValueError, KeyError, TypeError) as exc:
             skipped.append(f"{entry} ({exc})")
             continue
@@ -415,7 +433,11 @@ def _read_samples_safe(root: Path, family: str, skipped: list[str]) -> list[tupl
     for qfile in sorted(root.rglob("question.txt"), key=_sort_key):
         try:
             out += _read_samples_one(qfile, family)
-        except (Skip, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except MalformedFile:
+            raise
+        except KeyError as exc:
+            skipped.append(f"{qfile.parent} (its solution.json has no key {exc})")
+        except (Skip, OSError, ValueError, TypeError, IndexError) as exc:
             skipped.append(f"{qfile.parent} ({exc})")
     return out
 
@@ -425,13 +447,18 @@ def _read_samples_one(qfile: Path, family: str) -> list[tuple[str, Parsed]]:
     if not sfile.exists():
         raise Skip("solution.json missing")
     question = qfile.read_text(encoding="utf-8")
-    return [(str(qfile.parent), SAMPLE_PARSERS[family](question, json.loads(sfile.read_text(encoding="utf-8"))))]
+    return [(str(qfile.parent), SAMPLE_PARSERS[family](question, _json(sfile)))]
 
 
 def load_symbench(folder: str | Path) -> list[Item]:
-    """Items of the official SymBench release at `folder` (its `dataset_gather/`); what is skipped is logged."""
+    """Items of the official SymBench release at `folder` (its `dataset_gather/`); what is skipped is logged.
+
+    Raises MalformedFile (a ValueError) naming a damaged file, and ValueError when nothing could be loaded."""
     items, skipped = scan_symbench(folder)
     for why in skipped:
         log.warning("symbench: skipped %s", why)
+    if not items:
+        first = f"; first skipped: {skipped[0]}" if skipped else ""
+        raise ValueError(f"no SymBench instance could be loaded from {folder} ({len(skipped)} skipped{first}): {HINT}")
     return items
 
