@@ -61,7 +61,7 @@ class _Sampler:
         self.max_model_len = max_model_len
         self.eos_ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")} - {None}
         self.calls: list[dict[str, Any]] = []  # one per generated sequence
-        self.loads = 0
+        self.loads = 0  # tensors loaded
         self.discarded = False
         if stale:  # an engine that still holds other weights until the first sync
             with torch.no_grad():
@@ -75,7 +75,7 @@ class _Sampler:
             for name, tensor in weights:
                 params[name].copy_(tensor)
                 n += 1
-        self.loads += 1
+        self.loads += n  # tensors loaded (TRL's colocate sync loads them one at a time)
         self.discarded = False
         return n
 
@@ -93,7 +93,8 @@ class _Sampler:
                              f"({self.max_model_len})")
         stops = [p.stop] if isinstance(p.stop, str) else list(p.stop or [])
         gen = torch.Generator().manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**31, ())))
-        self.calls.append({"prompt": list(prompt), "params": p, "synced": self.synced()})
+        record = {"prompt": list(prompt), "params": p, "synced": self.synced(), "ids": []}
+        self.calls.append(record)  # (a server's requests run in threads: fill this record, not calls[-1])
         ids: list[int] = []
         lps: list[float] = []
         text, finish = "", "length"
@@ -118,7 +119,7 @@ class _Sampler:
                     finish = "stop"
                     break
                 out = self.model(input_ids=torch.tensor([[tok]]), past_key_values=cache, use_cache=True)
-        self.calls[-1]["ids"] = list(ids)
+        record["ids"] = list(ids)
         return ids, finish, lps
 
 
