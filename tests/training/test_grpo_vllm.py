@@ -39,20 +39,22 @@ def _check_batch(captured, engine, tok):
     calls = engine.sampler.calls
     assert calls and all(c["synced"] for c in calls), "each generate must run on the policy's current weights"
     eos = {tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id}
-    for trajs, scored, inputs in zip(captured["trajs"], captured["scored"], captured["loss_inputs"], strict=True):
+    for trajs, inputs in zip(captured["trajs"], captured["loss_inputs"], strict=True):
         assert all(t.provenance["backend"] == "vllm" for t in trajs)
-        rows = [inputs["completion_ids"][r][: int(inputs["completion_mask"][r].sum())].tolist()
-                for r in range(len(trajs))]
+        lens = [int(inputs["completion_mask"][r].sum()) for r in range(len(trajs))]
+        rows = [(inputs["completion_ids"][r][:n].tolist(), inputs["tool_mask"][r][:n].tolist())
+                for r, n in enumerate(lens)]
         loss_mask = inputs["completion_mask"] * inputs["tool_mask"]
         for traj in trajs:
             for a, b in _policy_runs(traj):  # the policy's ids are (a prefix of) what the engine sampled
                 assert any(c["ids"][: b - a] == traj.token_ids[a:b] for c in calls if c["prompt"] == traj.token_ids[:a])
-            completion, _ = grpo.trl_completion(traj, eos)
-            row = rows.index(completion)
+            completion, mask = grpo.trl_completion(traj, eos)
+            env_mask = [0] * len(mask) if traj.infra_error else mask
+            row = rows.index((completion, env_mask))  # TRL shuffles the batch before the loss: find its row
             ids = inputs["completion_ids"][row].tolist()
             trained = [i for i, m in zip(ids, loss_mask[row].tolist(), strict=False) if m]
             if traj.infra_error:
-                assert trained == [] and float(scored["advantages"][row]) == 0.0 and traj.score is None
+                assert trained == [] and float(inputs["advantages"][row]) == 0.0 and traj.score is None
                 continue
             own = [i for i, m in zip(traj.token_ids[traj.prompt_len:], traj.mask[traj.prompt_len:], strict=True) if m]
             assert trained == own[: len(trained)] and len(trained) == sum(traj.mask[traj.prompt_len:][: len(completion)])
