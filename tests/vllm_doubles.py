@@ -38,16 +38,21 @@ class SamplingParams:
     logprobs: int | None = None
 
 
-def fake_vllm_module() -> types.ModuleType:
-    """A stand-in `vllm` module (only `SamplingParams`; building an engine from a path is refused)."""
+def fake_vllm_module(built: list | None = None) -> types.ModuleType:
+    """A stand-in `vllm` module: `SamplingParams`, and `LLM(model=path, ...)` building a `DoubleLLM` of that
+    checkpoint (appended to `built` with its kwargs); without `built`, building an engine is refused."""
     mod = types.ModuleType("vllm")
     mod.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
     mod.SamplingParams = SamplingParams
 
-    def no_llm(*a, **kw):
-        raise AssertionError("the test double vllm cannot build an engine from a path")
+    def llm(model: str, **kwargs):
+        if built is None:
+            raise AssertionError("this test expects no vLLM engine to be built from a path")
+        engine = DoubleLLM.from_path(model, max_model_len=kwargs.get("max_model_len"))
+        built.append((model, kwargs, engine))
+        return engine
 
-    mod.LLM = no_llm
+    mod.LLM = llm
     return mod
 
 
@@ -126,14 +131,21 @@ class _Sampler:
 class DoubleLLM:
     """`vllm.LLM` as r1ci and TRL use it (colocate): generate, load_weights, prefix cache, sleep/wake."""
 
-    def __init__(self, policy: Any, tokenizer: Any, max_model_len: int | None = None):
-        self.sampler = _Sampler(policy, tokenizer, max_model_len)
+    def __init__(self, policy: Any, tokenizer: Any, max_model_len: int | None = None, stale: bool = True):
+        self.sampler = _Sampler(policy, tokenizer, max_model_len, stale=stale)
         runner = SimpleNamespace(model=SimpleNamespace(load_weights=self.sampler.load))
         self.llm_engine = SimpleNamespace(
             model_executor=SimpleNamespace(driver_worker=SimpleNamespace(model_runner=runner)),
             model_config=SimpleNamespace(max_model_len=max_model_len))
         self.kv_awake = True
         self.events: list[str] = []
+
+    @classmethod
+    def from_path(cls, path: str, max_model_len: int | None = None) -> DoubleLLM:
+        """The engine `vllm.LLM(model=path)` builds: the checkpoint's own weights and tokenizer."""
+        from r1ci_core.models import load_model, load_tokenizer
+
+        return cls(load_model(path), load_tokenizer(path), max_model_len, stale=False)
 
     def get_tokenizer(self) -> Any:
         return self.sampler.tokenizer
