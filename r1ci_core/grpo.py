@@ -1,10 +1,16 @@
 """GRPO with TRL's `GRPOTrainer`, its rollouts produced by r1ci's multi-turn engine (code runs between turns).
 
-The engine is plugged in through TRL's `rollout_func` (without vLLM it receives each prompt already repeated
+The engine is plugged in through TRL's `rollout_func` (it receives each prompt already repeated
 `num_generations` times). It returns the policy's own token ids and a mask; the mask goes to TRL as
 `env_mask`, so interpreter and template tokens carry no loss (TRL's loss mask is `completion_mask *
 env_mask`). The other fields it returns (verifier score, parseable, turns, infra error) reach the reward
 functions of `rewards.py` as keyword arguments.
+
+* Generation: r1ci's transformers decode loop on the live model, or, with `grpo.use_vllm: true` (the default
+  when `rollout.backend` is `vllm`), the engine's `vllm` backend over TRL's own vLLM engine
+  (`vllm_mode: colocate`: the trainer's `LLM`; `server`: its `VLLMClient` of `trl vllm-serve`). TRL pushes
+  the policy's weights into that engine before each step's rollouts; the sampled tokens' logprobs go back
+  to TRL for its importance-sampling correction (None on interpreter and template tokens).
 
 * A trajectory whose sandbox failed (infra error) gets None from every reward, so TRL leaves it out of its
   group's baseline and gives it a zero advantage; its `env_mask` is all zeros, so it adds nothing to the loss.
@@ -20,11 +26,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .chat import prompt_messages
-from .config import Recipe
+from .config import Recipe, RecipeError
 from .models import load_model, load_tokenizer
 from .rewards import get_reward_funcs, reward_spec, total_rewards
 from .tasks import Item, registry
@@ -57,8 +65,9 @@ CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
 
 def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox: Any,
                       families: dict[str, Any] | None = None) -> Any:
-    """A TRL `rollout_func`: runs the multi-turn engine on the trainer's live model for the given prompts."""
-    from .rollout import get_backend, run_rollouts
+    """A TRL `rollout_func`: runs the multi-turn engine for the given prompts on the trainer's live model, or on
+    TRL's vLLM engine when the trainer has one (`rollout_backend`)."""
+    from .rollout import run_rollouts
 
     by_question = {it.question: it for it in items}
     families = families if families is not None else registry()
@@ -67,14 +76,14 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, Any]:
         questions = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
         batch = [by_question[q] for q in questions]
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        backend = get_backend("transformers", model=model, tokenizer=tokenizer)
+        backend = rollout_backend(trainer, tokenizer)
         limits = recipe.rollout.model_copy(update={"temperature": trainer.args.temperature,
                                                    "top_p": getattr(trainer.args, "top_p", 1.0) or 1.0})
         seed = recipe.seed * 100_003 + int(trainer.state.global_step) * 7 + int(stats["calls"])
         t0 = time.perf_counter()
-        trajs = run_rollouts(backend, batch, limits=limits, sandbox=sandbox, samples_per_item=1,
-                             seed=seed, progress=False, families=families)
+        with _vllm_awake(trainer):
+            trajs = run_rollouts(backend, batch, limits=limits, sandbox=sandbox, samples_per_item=1,
+                                 seed=seed, progress=False, families=families)
         rollout_func.last_s = time.perf_counter() - t0  # type: ignore[attr-defined]
         stats["rollout_s"] += rollout_func.last_s  # type: ignore[attr-defined]
         stats["calls"] += 1
@@ -86,7 +95,9 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
         return {
             "prompt_ids": [t.token_ids[: t.prompt_len] for t in trajs],
             "completion_ids": [ids for ids, _ in completions],
-            "logprobs": None,
+            # vLLM's sampling logprobs of the completion tokens (TRL's importance-sampling correction)
+            "logprobs": [completion_logprobs(t, len(ids)) for t, (ids, _) in zip(trajs, completions, strict=True)]
+            if _uses_vllm(trainer) else None,
             # 1 = the policy's own tokens; 0 = interpreter output and template; all 0 after an infra error
             "env_mask": [[0] * len(mask) if t.infra_error else mask for t, (_, mask) in zip(trajs, completions,
                                                                                           strict=True)],
@@ -100,6 +111,75 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
     rollout_func.stats = stats  # type: ignore[attr-defined]
     rollout_func.last = []  # type: ignore[attr-defined]
     return rollout_func
+
+
+def _uses_vllm(trainer: Any) -> bool:
+    return bool(getattr(trainer, "use_vllm", False))
+
+
+def rollout_backend(trainer: Any, tokenizer: Any) -> Any:
+    """The backend GRPO's rollouts run on: TRL's vLLM engine when the trainer has one (its weights synced by
+    TRL), else the transformers backend on the live model."""
+    from .rollout import get_backend
+
+    if not _uses_vllm(trainer):
+        return get_backend("transformers", model=trainer.accelerator.unwrap_model(trainer.model), tokenizer=tokenizer)
+    gen = trainer.vllm_generation
+    if gen.mode == "colocate":
+        return get_backend("vllm", llm=gen.llm, tokenizer=tokenizer, logprobs=True)
+    client = getattr(gen, "vllm_client", None)  # TRL gives the client (and the weight sync) to the main process
+    if client is None:
+        client = getattr(gen, "r1ci_http_client", None)
+        if client is None:  # the other processes only generate: HTTP, no weight-update group
+            from trl.generation.vllm_client import VLLMClient
+
+            base_url = gen.server_base_url or f"http://{gen.server_host}:{gen.server_port}"
+            client = gen.r1ci_http_client = VLLMClient(base_url=base_url, connection_timeout=gen.server_timeout)
+    if trainer.accelerator.num_processes > 1:
+        trainer.accelerator.wait_for_everyone()  # the main process has pushed this step's weights
+    return get_backend("vllm", client=client, tokenizer=tokenizer, logprobs=True)
+
+
+@contextmanager
+def _vllm_awake(trainer: Any) -> Iterator[None]:
+    """With `vllm_enable_sleep_mode` (colocate), wake TRL's engine for the rollouts and put it back to sleep
+    after, as TRL's own generation does (level 2 drops the weights: they are pushed again when needed)."""
+    gen = getattr(trainer, "vllm_generation", None) if _uses_vllm(trainer) else None
+    if gen is None or gen.mode != "colocate" or not gen.enable_sleep_mode:
+        yield
+        return
+    if gen._llm_weights_sleeping:
+        gen.sync_weights()
+    gen.llm.wake_up(tags=["kv_cache"])
+    try:
+        yield
+    finally:
+        gen.llm.sleep(level=2)
+        gen._llm_weights_sleeping = True
+
+
+def completion_logprobs(traj: Any, n: int) -> list[float | None]:
+    """The sampling logprobs of a trajectory's first `n` completion tokens (None where it has none)."""
+    lps = traj.logprobs or [None] * len(traj.token_ids)
+    return list(lps[traj.prompt_len: traj.prompt_len + n])
+
+
+def resolve_vllm(section: dict[str, Any], rollout_backend_name: str) -> None:
+    """Set `use_vllm` in a GRPO section (default: on when `rollout.backend` is `vllm`) and check it can run."""
+    use = bool(section.get("use_vllm", rollout_backend_name == "vllm"))
+    section["use_vllm"] = use
+    if not use:
+        return
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise RecipeError("grpo.use_vllm needs vLLM (GPU): pip install 'r1ci[vllm]', "
+                          "or set grpo.use_vllm: false") from None
+    mode = section.get("vllm_mode", "colocate")
+    if mode == "colocate" and int(section.get("vllm_tensor_parallel_size", 1)) > 1:
+        raise RecipeError("grpo.vllm_tensor_parallel_size > 1 needs vllm_mode: server with r1ci's multi-turn "
+                          "rollouts (each process's conversations differ); serve with trl vllm-serve "
+                          "--tensor_parallel_size N")
 
 
 TRUNCATED = ("max_tokens", "max_turns")  # finish reasons of trajectories cut short by a limit
@@ -203,6 +283,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     section = dict(recipe.grpo)
     names, weights = reward_spec(section.pop("rewards", None))
     filter_uniform = bool(section.pop("filter_uniform_groups", False))
+    resolve_vllm(section, recipe.rollout.backend)
     cpu = not torch.cuda.is_available()
     defaults = {**GRPO_DEFAULTS, **(CPU_DEFAULTS if cpu else {}), "seed": recipe.seed, "use_cpu": cpu,
                 "max_completion_length": recipe.rollout.max_new_tokens, "reward_weights": weights}

@@ -27,7 +27,8 @@ class Trajectory:
 
     `token_ids` / `mask` are set for policy rollouts: the ids the policy actually generated plus the
     prompt and interpreter ids, with mask 1 on policy tokens and 0 elsewhere. `prompt_len` counts the
-    leading prompt tokens.
+    leading prompt tokens. `logprobs` (backends that report them, e.g. vLLM) is aligned with `token_ids`: the
+    sampling log-probability of each policy token, None elsewhere; it is for GRPO only and not stored.
     """
 
     item_id: str
@@ -43,6 +44,7 @@ class Trajectory:
     token_ids: list[int] | None = None
     mask: list[int] | None = None
     prompt_len: int = 0
+    logprobs: list[float | None] | None = None
     finish_reason: str = ""  # "answer", "no_answer", "max_turns", "max_tokens", "infra_error"
     gen_time_s: float = 0.0
     exec_time_s: float = 0.0
@@ -55,6 +57,7 @@ class Trajectory:
     def to_row(self) -> dict[str, Any]:
         """A flat row for `datasets`/DuckDB (nested parts as JSON text)."""
         row = asdict(self)
+        row.pop("logprobs")  # GRPO's importance-sampling input, not part of the stored record
         row["messages"] = json.dumps(self.messages)
         row["executions"] = json.dumps(row["executions"])
         row["provenance"] = json.dumps(self.provenance, sort_keys=True)

@@ -32,6 +32,8 @@ Policy decisions (documented contract):
 * Returned order: item-major, ``samples_per_item`` consecutive samples per item.
 * Sampling (temperature > 0) is seeded per generate call from ``seed``: a run is reproducible for the
   same inputs and settings, but changes with the batching (one random stream per batch).
+* A backend that reports sampling log-probabilities (vLLM) fills ``Trajectory.logprobs``, aligned with
+  ``token_ids`` (None on prompt, template and interpreter tokens), for GRPO's importance-sampling correction.
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ class _Engine:
         if self.token_level:
             traj.token_ids = self.render.prompt_ids(messages)
             traj.mask = [0] * len(traj.token_ids)
+            traj.logprobs = [None] * len(traj.token_ids)
             traj.prompt_len = len(traj.token_ids)
         return _State(item=item, traj=traj, remaining=self.limits.max_new_tokens, messages=messages)
 
@@ -253,6 +256,9 @@ class _Engine:
             pool.shutdown(wait=True)
             bar.close()
         trajs = [s.traj for s in states]
+        for t in trajs:  # sampling logprobs only where the backend reported them (vLLM)
+            if t.logprobs is not None and all(x is None for x in t.logprobs):
+                t.logprobs = None
         if score:
             self._score(states, families)
         return trajs
@@ -356,6 +362,7 @@ class _Engine:
             ids = list(r.token_ids or [])
             traj.token_ids.extend(ids)
             traj.mask.extend([1] * len(ids))
+            traj.logprobs.extend(r.logprobs if r.logprobs is not None else [None] * len(ids))
             if r.finish == "preempted":
                 s.partial_ids.extend(ids)
                 if s.remaining > 0:
@@ -409,6 +416,7 @@ class _Engine:
     def _append_template(self, traj: Trajectory, ids: list[int]) -> None:
         traj.token_ids.extend(ids)
         traj.mask.extend([0] * len(ids))
+        traj.logprobs.extend([None] * len(ids))
 
     def _append_tool(self, s: _State, output: str) -> None:
         message = exec_message(output)

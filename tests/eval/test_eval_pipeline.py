@@ -374,3 +374,29 @@ def test_openai_endpoint_checkpoint(evaluated, eval_items, tiny_checkpoints, san
     assert (row["checkpoint"][0], row["backend"][0], row["checkpoint_path"][0]) == ("openai:tiny-sft", "openai", entry)
     s = _df(ctx, "SELECT n_code_calls, n_gen_tokens FROM eval_samples WHERE run_id = ?", [rid])
     assert len(s) == len(eval_items) and s["n_code_calls"].sum() > 0 and (s["n_gen_tokens"] > 0).all()
+
+
+def test_vllm_backend_checkpoint(evaluated, eval_items, tiny_checkpoints, sandbox, monkeypatch):
+    """`rollout.backend: vllm` evaluates a checkpoint on a vLLM engine built from its folder (a double that samples
+    from that checkpoint stands in for vLLM, which needs a GPU); the rows record the backend."""
+    import sys
+
+    from vllm_doubles import fake_vllm_module
+
+    from r1ci_core.stages import StageContext
+
+    built: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm_module(built))
+    ctx, _ = evaluated
+    ctx5 = StageContext(recipe=_recipe(**{"rollout.backend": "vllm", "eval.checkpoints": ["sft"],
+                                          "eval.modes": ["code_first"]}), root=ctx.root)
+    res = run_evaluation(ctx5, eval_items, {"sft": tiny_checkpoints["sft"]}, sandbox)
+    (rid,) = res["new_run_ids"]
+    (model, _, engine), = built
+    assert model == tiny_checkpoints["sft"] and engine.sampler.calls  # one engine, built from the checkpoint
+    row = _df(ctx, "SELECT checkpoint, backend FROM eval_runs WHERE run_id = ?", [rid])
+    assert (row["checkpoint"][0], row["backend"][0]) == ("sft", "vllm")
+    s = _df(ctx, "SELECT n_code_calls, n_gen_tokens FROM eval_samples WHERE run_id = ?", [rid])
+    assert len(s) == len(eval_items) and s["n_code_calls"].sum() > 0 and (s["n_gen_tokens"] > 0).all()
+    # every generated turn went through the engine: one sampled sequence per conversation turn
+    assert len(engine.sampler.calls) >= len(eval_items)

@@ -148,3 +148,37 @@ def test_model_teacher_with_the_transformers_backend_from_the_recipe(stage_env, 
         prov = json.loads(row["provenance"])
         assert prov["teacher"] == "model" and prov["backend"] == "transformers"
         assert prov["model"] and row["token_ids"] and len(row["token_ids"]) == len(row["mask"])
+
+
+def test_model_teacher_with_the_vllm_backend_from_the_recipe(stage_env, policy_dir, policy_items, sandbox,
+                                                            monkeypatch):
+    """`teacher.backend: vllm` builds a vLLM engine from `teacher.model` (a double sampling from that checkpoint
+    stands in for vLLM, which needs a GPU): the stored trajectories are the engine's tokens, masked as usual."""
+    import sys
+
+    from datasets import load_from_disk
+    from teacher_helpers import small_recipe
+    from vllm_doubles import fake_vllm_module
+
+    from r1ci_core.stages import StageContext, teacher_trajectories
+
+    built: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm_module(built))
+    recipe = small_recipe(**{"teacher.kind": "model", "teacher.backend": "vllm",
+                             "teacher.model": str(policy_dir), "teacher.temperature": 0.0,
+                             "rollout.max_new_tokens": 96, "rollout.max_turns": 3})
+    ctx = StageContext(recipe=recipe, root=Path(stage_env))
+    result = teacher_trajectories(ctx, _corpus(ctx, policy_items[:2]), sandbox)
+    rows = list(load_from_disk(result.path))
+    (model, _, engine), = built
+    assert model == str(policy_dir) and len(rows) == 2
+    for row in rows:
+        prov = json.loads(row["provenance"])
+        assert prov["teacher"] == "model" and prov["backend"] == "vllm" and "logprobs" not in row
+        ids, mask = row["token_ids"], row["mask"]
+        assert ids and len(ids) == len(mask)
+        starts = [i for i in range(len(mask)) if mask[i] and (i == 0 or not mask[i - 1])]
+        assert starts, "the teacher's own tokens are in the loss mask"
+        for a in starts:  # each run of the teacher's tokens is (a prefix of) what the engine sampled there
+            b = next((j for j in range(a, len(mask)) if not mask[j]), len(mask))
+            assert any(c["ids"][: b - a] == ids[a:b] for c in engine.sampler.calls if c["prompt"] == ids[:a])

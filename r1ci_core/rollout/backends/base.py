@@ -81,7 +81,7 @@ class TurnStops:
 
 
 def turn_result(req: GenRequest, ids: list[int], finish: Finish, *, decode: Callable[[list[int]], str],
-                eos_ids: Collection[int]) -> GenResult:
+                eos_ids: Collection[int], logprobs: list[float | None] | None = None) -> GenResult:
     """The turn made of `ids`: its text without a final EOS token and, ended by a stop string, cut before it."""
     ended_with_eos = finish == "eos" and bool(ids) and ids[-1] in eos_ids
     text = decode(ids[:-1] if ended_with_eos else ids)
@@ -89,24 +89,28 @@ def turn_result(req: GenRequest, ids: list[int], finish: Finish, *, decode: Call
         cut = [text.find(s) for s in req.stop if s in text]
         if cut:
             text = text[: min(cut)]
-    return GenResult(text=text, finish=finish, token_ids=ids, ended_with_eos=ended_with_eos)
+    return GenResult(text=text, finish=finish, token_ids=ids, ended_with_eos=ended_with_eos, logprobs=logprobs)
 
 
 def cut_token_turn(ids: list[int], req: GenRequest, *, piece: Callable[[int], str],
                    decode: Callable[[list[int]], str], eos_ids: Collection[int],
-                   engine_finish: str | None = None) -> GenResult:
+                   engine_finish: str | None = None, logprobs: list[float | None] | None = None) -> GenResult:
     """Cut freshly generated `ids` where a turn must end (EOS, closed block, answer, budget, stop string).
 
     For engines that cannot stop on these conditions themselves (vLLM, test doubles): the kept ids are a
-    prefix of what was generated, so they are still exactly the policy's tokens.
+    prefix of what was generated, so they are still exactly the policy's tokens. `logprobs` (one per id, the
+    sampling log-probability) is cut the same way.
     """
+    if logprobs is not None and len(logprobs) != len(ids):
+        raise ValueError(f"the engine returned {len(logprobs)} logprobs for {len(ids)} sampled tokens")
     stops = TurnStops(req, piece, eos_ids)
     for k, tok in enumerate(ids):
         why = stops.step(tok)
         if why:
-            return turn_result(req, ids[: k + 1], why, decode=decode, eos_ids=eos_ids)
+            return turn_result(req, ids[: k + 1], why, decode=decode, eos_ids=eos_ids,
+                               logprobs=None if logprobs is None else logprobs[: k + 1])
     finish = "length" if engine_finish == "length" or len(ids) >= req.max_new_tokens else "eos"
-    return turn_result(req, ids, finish, decode=decode, eos_ids=eos_ids)
+    return turn_result(req, ids, finish, decode=decode, eos_ids=eos_ids, logprobs=logprobs)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class GenResult:
     token_ids: list[int] | None = None  # as sampled, including the EOS token when the model wrote it
     ended_with_eos: bool = False
     n_tokens: int | None = None  # message-level backends: completion tokens reported by the server
+    logprobs: list[float | None] | None = None  # token backends that report them: one per id, as sampled
 
 
 class Backend(ABC):
