@@ -58,7 +58,8 @@ def last_checkpoint(work_dir: Path) -> str | None:
     return None
 
 
-PROGRESS_KEYS = ("loss", "reward", "rewards/correctness/mean", "grad_norm", "learning_rate")
+PROGRESS_KEYS = ("loss", "reward", "rewards/correctness/mean", "grad_norm", "learning_rate", "train_loss",
+                 "train_runtime")
 
 
 def progress_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:

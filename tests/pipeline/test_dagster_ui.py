@@ -99,7 +99,7 @@ def test_report_plots_inline_and_no_nan_version(ui_run: dict) -> None:
     images = re.findall(r"!\[(\w+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", plots.value)
     assert {"grpo_reward"} <= {name for name, _ in images} and len(images) >= 2
     assert all(base64.b64decode(data).startswith(b"\x89PNG") for _, data in images)
-    md = Path(report["path"].value).read_text()
+    md = Path(report["report_path"].value).read_text()
     runs = [line for line in md.splitlines() if re.match(r"\| `[^`]+` \| (base|sft|grpo) \|", line)]
     assert len(runs) == 3 and "nan" not in "".join(runs).lower()
     base_row = next(r for r in runs if "| base |" in r)
@@ -113,9 +113,11 @@ def test_core_info_lines_reach_the_run_page(ui_run: dict) -> None:
         by_step.setdefault(entry.step_key, []).append(entry.user_message)
         assert entry.level >= logging.INFO
     core = {step: [m for m in msgs if m.startswith(("r1ci_core.", "r1ci."))] for step, msgs in by_step.items()}
-    assert any(m.startswith("r1ci_core.") for msgs in core.values() for m in msgs)
+    assert any(m.startswith("r1ci_core.shards: teacher") for m in core["teacher_trajectories"])
+    assert sum("r1ci_core.evaluation: eval " in m for m in core["eval_report"]) == 3
     # the trainers' progress lines, under the asset that trained
     assert any(re.search(r"r1ci_core\.\w+: step 4/4: loss \d", m) for m in core["sft_checkpoint"])
+    assert any(re.search(r"step 4/4: train_loss \d.*train_runtime", m) for m in core["sft_checkpoint"])
     assert any(re.search(r"step \d/2: .*reward", m) for m in core["grpo_checkpoint"])
     # and nothing is logged twice (an instance that manages the loggers itself is left alone)
     assert len(core["sft_checkpoint"]) == len(set(core["sft_checkpoint"]))
