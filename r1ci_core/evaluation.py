@@ -363,8 +363,6 @@ def run_evaluation(
                 gc.collect()
 
     _warn_infra(db, run_ids, ecfg.max_infra_error_rate)
-    if reward_curve is None:
-        reward_curve = grpo_reward_curve(recipe)
     out_dir = ctx.artifact("eval_report")
     report = build_report(db, run_ids, out_dir, title=f"r1ci evaluation — recipe {recipe.name}",
                           reward_curve=reward_curve, recipe=recipe.name)
@@ -438,28 +436,19 @@ def _log_to_mlflow(result: Mapping[str, Any], out_dir: Path, mlflow_run_id: str 
         log.warning("could not log the evaluation to MLflow run %s: %s", run_id, err)
 
 
-def grpo_reward_curve(recipe: Any = None, experiment: str | None = None) -> list[float] | None:
-    """The ``reward`` metric history (by step) of the latest finished ``grpo_checkpoint`` MLflow run, if any."""
+def grpo_reward_curve(run_id: str) -> list[float] | None:
+    """The ``reward`` metric history (by step) of the ``grpo_checkpoint`` MLflow run `run_id`, if it has one.
+
+    The caller names the run (the evaluated GRPO checkpoint's own): with several recipes or retrains in one
+    store, "the latest GRPO run" may be another model's.
+    """
     try:
-        import mlflow
         from mlflow.tracking import MlflowClient
 
-        name = experiment or (recipe.mlflow.experiment if recipe is not None else "r1ci")
-        exp = mlflow.get_experiment_by_name(name)
-        if exp is None:
-            return None
-        client = MlflowClient()
-        found = client.search_runs([exp.experiment_id],
-                                   filter_string="tags.`dagster.asset_key` = 'grpo_checkpoint' "
-                                                 "and attributes.status = 'FINISHED'",
-                                   order_by=["attributes.start_time DESC"], max_results=1)
-        if not found:
-            return None
-        history = client.get_metric_history(found[0].info.run_id, "reward")
-        history = sorted(history, key=lambda m: (m.step, m.timestamp))
+        history = sorted(MlflowClient().get_metric_history(run_id, "reward"), key=lambda m: (m.step, m.timestamp))
         return [float(m.value) for m in history] or None
     except Exception as err:  # noqa: BLE001 - the curve is an optional input of the report
-        log.info("no GRPO reward curve: %s", err)
+        log.info("no GRPO reward curve for run %s: %s", run_id, err)
         return None
 
 

@@ -7,7 +7,10 @@ removed before the section reaches TRL):
 * ``num_processes`` (default 1): above 1, the stage runs ``accelerate launch --config_file
   recipes/accelerate/<accelerate_config>.yaml --num_processes N -m r1ci_core.launch sft <spec>`` as a
   subprocess: every rank trains (DDP / FSDP / DeepSpeed, per the config), rank 0 writes the checkpoint and
-  the figures, and its per-step logs go to the stage's MLflow run.
+  the figures, and its per-step logs go to the stage's MLflow run. The subprocess's output (its own r1ci
+  log lines, accelerate's and the trainer's) is re-logged here line by line at INFO as ``[accelerate] ...``,
+  so it reaches the Dagster run page with the stage's other lines. (Dagster Pipes would need the
+  subprocess to speak Dagster's protocol, and this module does not import Dagster.)
 * ``accelerate_config`` (default ``ddp``): a file name in ``recipes/accelerate/`` (``ddp``, ``fsdp``,
   ``zero2``, ``zero3``) or a path to an accelerate YAML. The ``ddp`` config runs on CPU too (gloo).
 * ``varlen_attention`` (default true): with ``packing`` or ``padding_free`` (TRL flattens a batch into one
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import logging
 import os
@@ -192,16 +196,25 @@ def launch_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, o
     run_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, run_env.get("PYTHONPATH")) if p)
     log.info("SFT on %d processes: %s", num_processes, " ".join(cmd))
     tail: collections.deque[str] = collections.deque(maxlen=60)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=run_env) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=run_env) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            log.debug("[accelerate] %s", line.rstrip("\n"))
+        # lines end at "\n" only: a progress bar redrawn with "\r" is one line, logged once in its last state
+        for raw in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline="\n"):
+            line = last_frame(raw)
+            if line:
+                tail.append(line)
+                log.info("[accelerate] %s", line)
         code = proc.wait()
     if code != 0 or not figures_path.is_file():
         raise RuntimeError(f"SFT under `accelerate launch --num_processes {num_processes}` failed (exit {code}):\n"
                            + "\n".join(tail))
     return json.loads(figures_path.read_text())
+
+
+def last_frame(line: str) -> str:
+    """What a terminal shows of one output line: the text after its last carriage return, right-stripped."""
+    frames = [f for f in line.rstrip("\n").split("\r") if f.strip()]
+    return frames[-1].rstrip() if frames else ""
 
 
 def _mlflow_target() -> dict[str, str] | None:

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 UPSTREAM_TAG = "r1ci.upstream_runs"
 REPLACES_TAG = "r1ci.replaces"  # the runs of the same asset this attempt found dead and marked KILLED
+UI_URL_ENV = "R1CI_MLFLOW_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --backend-store-uri sqlite:///data/mlflow.db` listens
 
 
 class TrackingError(RuntimeError):
@@ -117,6 +119,26 @@ def asset_run(
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def run_url(run_id: str) -> str | None:
+    """The run's page in the MLflow UI (``<ui>/#/experiments/<id>/runs/<run>``), None if the run is unknown.
+
+    ``<ui>`` is the tracking server itself when MLflow tracks to http(s); a local store (sqlite, files) has
+    no server of its own, so it is ``$R1CI_MLFLOW_UI_URL``, by default ``http://127.0.0.1:5000`` where
+    ``mlflow ui --backend-store-uri <the store>`` serves it.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = mlflow.get_tracking_uri()
+    try:
+        experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    except Exception as err:  # noqa: BLE001 - a missing link must not fail the stage
+        log.info("no MLflow UI link for run %s: %s", run_id, str(err).splitlines()[0][:200])
+        return None
+    base = uri if uri.startswith(("http://", "https://")) else os.environ.get(UI_URL_ENV, DEFAULT_UI_URL)
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _interrupted(err: BaseException) -> bool:

@@ -50,6 +50,11 @@ def _pct(v: Any, digits: int = 1) -> str:
     return "–" if f is None else f"{100 * f:.{digits}f}"
 
 
+def _text(v: Any) -> str:
+    """A table cell for an optional text value: '' for None and for the NaN pandas puts in empty cells."""
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
 def _fmt(v: Any, digits: int = 2) -> str:
     f = _num(v)
     return "–" if f is None else f"{f:.{digits}f}"
@@ -271,7 +276,7 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
         ax.plot(range(len(reward_curve)), list(reward_curve), marker=".", color=colors[2 % len(colors)])
         ax.set_xlabel("logged step")
         ax.set_ylabel("reward")
-        ax.set_title("GRPO reward (latest grpo_checkpoint run)")
+        ax.set_title("GRPO reward (the evaluated grpo_checkpoint's run)")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         paths["grpo_reward"] = out / "grpo_reward.png"
@@ -300,8 +305,9 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
     """Write the report of `run_ids` into `out_dir` (replaced atomically); return its figures.
 
     Returns report_path, html_path, plot_path, plots {name: path}, markdown_table, accuracy
-    {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}}, code_use_ratio,
-    n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}.
+    {checkpoint: {mode: acc}}, pool_accuracy {checkpoint: {mode: {pool: acc}}}, family_accuracy
+    {checkpoint: {mode: {family: acc}}}, code_use_ratio, n_samples, n_infra_errors, infra_errors
+    {checkpoint: {mode: n}}.
     """
     data = collect(Path(db), run_ids)
     tabs = tables(data)
@@ -319,10 +325,16 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
         infra.setdefault(ckpt, {})[mode] = int(o.n_infra) if o is not None else 0
         n_samples += int(o.n + o.n_infra) if o is not None else 0
         n_infra += int(o.n_infra) if o is not None else 0
+    where = {i: (c, m) for i, c, m in order}
     for r in data["by_family"].itertuples():
-        meta = next(((c, m) for i, c, m in order if i == r.run_id), None)
-        if meta:
-            fam_acc.setdefault(meta[0], {}).setdefault(meta[1], {})[r.family] = _num(r.accuracy)
+        if r.run_id in where:
+            ckpt, mode = where[r.run_id]
+            fam_acc.setdefault(ckpt, {}).setdefault(mode, {})[r.family] = _num(r.accuracy)
+    pool_acc: dict[str, dict[str, dict[str, float | None]]] = {}
+    for r in data["by_pool"].itertuples():
+        if r.run_id in where:
+            ckpt, mode = where[r.run_id]
+            pool_acc.setdefault(ckpt, {}).setdefault(mode, {})[r.pool] = _num(r.accuracy)
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -339,7 +351,7 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
         md += ["", "## Runs", "", "| run_id | checkpoint | mode | model version | started (UTC) |",
                "|---|---|---|---|---|"]
         for r in data["runs"].itertuples():
-            md.append(f"| `{r.run_id}` | {r.checkpoint} | {r.mode} | {r.model_version or ''} | {str(r.started_at)[:19]} |")
+            md.append(f"| `{r.run_id}` | {r.checkpoint} | {r.mode} | {_text(r.model_version)} | {str(r.started_at)[:19]} |")
         (tmp / "report.md").write_text("\n".join(md) + "\n")
 
         imgs = []
@@ -355,7 +367,7 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
                 f"<h2>Behaviour</h2>{tabs['behaviour'].html()}<h2>Plots</h2>{''.join(imgs)}"
                 f"<h2>Per family</h2>{tabs['families'].html()}</body></html>")
         (tmp / "report.html").write_text(page)
-        summary = {"accuracy": accuracy, "family_accuracy": fam_acc, "code_use_ratio": code_use,
+        summary = {"accuracy": accuracy, "pool_accuracy": pool_acc, "family_accuracy": fam_acc, "code_use_ratio": code_use,
                    "n_samples": n_samples, "n_infra_errors": n_infra, "infra_errors": infra,
                    "run_ids": list(data["ids"])}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -367,6 +379,7 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
         "plots": final_plots,
         "markdown_table": tabs["main"].markdown(),
         "accuracy": accuracy,
+        "pool_accuracy": pool_acc,
         "family_accuracy": fam_acc,
         "code_use_ratio": code_use,
         "n_samples": n_samples,

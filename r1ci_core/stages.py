@@ -338,7 +338,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
 def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,
                 force: bool = False) -> StageResult:
     from .corpus import load_corpus
-    from .evaluation import run_evaluation
+    from .evaluation import grpo_reward_curve, run_evaluation
 
     ecfg = ctx.recipe.eval
     upstream = {"task_corpus": corpus.mlflow_run_id, **{f"{k}_checkpoint": v.mlflow_run_id for k, v in checkpoints.items()}}
@@ -346,5 +346,7 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
                            upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
         items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
         report = run_evaluation(ctx, items, {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints},
-                                sandbox, mlflow_run_id=run.info.run_id, force=force)
+                                sandbox, mlflow_run_id=run.info.run_id, force=force,
+                                reward_curve=grpo_reward_curve(checkpoints["grpo"].mlflow_run_id)
+                                if "grpo" in checkpoints else None)
         return StageResult(str(report["report_path"]), run.info.run_id, report)

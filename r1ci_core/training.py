@@ -58,13 +58,27 @@ def last_checkpoint(work_dir: Path) -> str | None:
     return None
 
 
+PROGRESS_KEYS = ("loss", "reward", "rewards/correctness/mean", "grad_norm", "learning_rate", "train_loss",
+                 "train_runtime")
+
+
+def progress_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
+    """'step 3/36: loss 1.234, learning_rate 0.0005' from a trainer log entry (its headline figures only)."""
+    shown = [k for k in PROGRESS_KEYS if isinstance(logs.get(k), int | float)]
+    figures = ", ".join(f"{k} {float(logs[k]):.4g}" for k in shown)
+    return f"step {step}/{max_steps}" + (f": {figures}" if figures else "")
+
+
 def mlflow_callback() -> Any:
-    """A `TrainerCallback` that logs every trainer log entry to the active MLflow run."""
+    """A `TrainerCallback` that logs every trainer log entry to the active MLflow run, and its headline
+    figures as one INFO line (main process only), which the Dagster run page shows."""
     import mlflow
     from transformers import TrainerCallback
 
     class _MlflowMetrics(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if logs and state.is_world_process_zero:
+                log.info("%s", progress_line(state.global_step, state.max_steps, logs))
             if mlflow.active_run() is None or not logs:
                 return
             metrics = {k.replace("/", "."): float(v) for k, v in logs.items() if isinstance(v, int | float)}

@@ -28,13 +28,17 @@ def mlflow_uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-def test_two_processes_match_one(recipe, trajectories, base_model, tmp_path: Path, mlflow_uri: str) -> None:
+def test_two_processes_match_one(recipe, trajectories, base_model, tmp_path: Path, mlflow_uri: str,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     import mlflow
 
     recipe = recipe.with_overrides({"sft.packing": True, "sft.max_length": 1024})  # packed + sdpa_varlen under DDP
     one = train_sft(recipe, trajectories, base_model, tmp_path / "one", tmp_path / "one.work")
 
     mlflow.set_tracking_uri(mlflow_uri)
+    caplog.set_level(logging.INFO, logger="r1ci_core.launch")
     with mlflow.start_run() as run:
         two = train_sft(recipe.with_overrides({"sft.num_processes": 2, "sft.accelerate_config": "ddp"}),
                         trajectories, base_model, tmp_path / "two", tmp_path / "two.work")
@@ -56,6 +60,11 @@ def test_two_processes_match_one(recipe, trajectories, base_model, tmp_path: Pat
     # rank 0 logged its per-step losses into the stage's MLflow run
     history = mlflow.tracking.MlflowClient(mlflow_uri).get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3]
+    # the subprocess's output is re-logged at INFO (the Dagster run page shows INFO), rank 0's progress included
+    relayed = [r.getMessage() for r in caplog.records
+               if r.name == "r1ci_core.launch" and r.levelno == logging.INFO and r.getMessage().startswith("[accelerate] ")]
+    assert any("r1ci_core.training: step 3/3: loss" in m for m in relayed), relayed[-20:]
+    assert not any("\r" in m for m in relayed)
 
 
 def test_failure_names_the_command(recipe, trajectories, base_model, tmp_path: Path) -> None:
