@@ -136,7 +136,7 @@ def test_schedule_rechecks_the_champion_on_fresh_questions(env, evaluated):
     from r1ci_pipeline.defs.schedules import eval_schedule
 
     champion = versions.alias_version(SFT, versions.CHAMPION)
-    when = dt.datetime(2031, 5, 6, 3, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2031, 5, 6, 3, tzinfo=dt.UTC)
     with dg.build_schedule_context(scheduled_execution_time=when, instance=env["instance"],
                                    resources={"recipe": env["resources"]["recipe"]}) as ctx:
         requests = eval_schedule(ctx)
@@ -163,7 +163,7 @@ def test_schedule_skips_without_a_champion(tmp_path, monkeypatch):
     from r1ci_pipeline.defs.schedules import eval_schedule
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with dg.build_schedule_context(scheduled_execution_time=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc),
+    with dg.build_schedule_context(scheduled_execution_time=dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
                                    resources={"recipe": RecipeResource(recipe="tiny", data_dir=str(tmp_path))}) as ctx:
         skipped = eval_schedule(ctx)
     assert isinstance(skipped, dg.SkipReason) and "no champion version of r1ci-tiny-sft" in skipped.skip_message
