@@ -53,6 +53,32 @@ def build_items(cfg: TasksConfig) -> list[Item]:
     return items
 
 
+def fresh_items(cfg: TasksConfig, exclude: list[Item], seed: int) -> list[Item]:
+    """New held-out questions (as many per family as the recipe's test pools) drawn with `seed`, none of
+    them in `exclude` (the corpus, every pool): train families give test_seen, test families test_unseen.
+
+    A family that cannot give enough new questions (a fixed dataset already used up) gives fewer, with a
+    warning; `seed` equal to the corpus' seed is refused (it would draw the corpus' questions again).
+    """
+    if seed == cfg.seed:
+        raise ValueError(f"fresh questions need a seed other than the corpus' tasks.seed ({cfg.seed})")
+    families = select_families(cfg)
+    splits = family_split(families, cfg.split_overrides)
+    used = {normalise_question(it.question) for it in exclude}
+    items: list[Item] = []
+    for name, family in sorted(families.items()):
+        pool, n = ("test_seen", cfg.n_test_seen) if splits[name] == "train" else ("test_unseen", cfg.n_test_unseen)
+        drawn = family.generate(n + sum(1 for it in exclude if it.family == name), seed=seed)
+        new = [it for it in drawn if normalise_question(it.question) not in used][:n]
+        if len(new) < n:
+            log.warning("family %s gave %d fresh questions of %d asked", name, len(new), n)
+        for item in new:
+            item.split, item.pool = splits[name], pool
+            used.add(normalise_question(item.question))
+        items.extend(new)
+    return items
+
+
 def save_corpus(items: list[Item], out_dir: Path) -> Path:
     """Store the items as a `datasets.DatasetDict` with one split per pool (atomically)."""
     from datasets import Dataset, DatasetDict, Features, Value
@@ -87,5 +113,5 @@ def corpus_counts(items: list[Item]) -> dict[str, dict[str, int]]:
     return {family: dict(c) for family, c in sorted(counts.items())}
 
 
-__all__ = ["POOLS", "build_items", "corpus_counts", "load_corpus", "pool_overlaps", "save_corpus",
+__all__ = ["POOLS", "build_items", "corpus_counts", "fresh_items", "load_corpus", "pool_overlaps", "save_corpus",
            "select_families"]

@@ -5,10 +5,11 @@ Entry points
 * `run_evaluation(ctx, items, checkpoints, sandbox, mlflow_run_id=...)` — what `stages.eval_report` calls.
 * `compare_runs(db_path, run_a, run_b)` / `format_comparison(rows)` — ``r1ci eval compare A B``.
 * `check_no_nan`, `check_all_families`, `check_infra_rate` — plain asset-check functions.
-* `latest_model_versions(names)` — newest registered versions, for the Dagster sensor.
+* `version_figures(db, run_ids)` — accuracy per mode and pool of each model version, for its MLflow tags.
 
-A checkpoint is a folder path, a registered MLflow model version (``models:/r1ci-sft/3`` or
-``models:/r1ci-sft/latest``) or an OpenAI-compatible endpoint model (``openai:<model>`` with
+A checkpoint is a folder path, a registered MLflow model version (``models:/r1ci-tiny-sft/3``,
+``models:/r1ci-tiny-sft/latest`` or ``models:/r1ci-tiny-sft@champion``, loaded from the version's own
+artifacts: see `r1ci_core.versions`) or an OpenAI-compatible endpoint model (``openai:<model>`` with
 ``$OPENAI_BASE_URL``, or ``openai:<model>@http://host:port/v1``). Recipe entries of
 ``eval.checkpoints`` written that way are evaluated too, besides the pipeline's base/sft/grpo.
 """
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 POOL_NAMES = {"test_unseen": "unseen_family", "test_seen": "seen_family"}
 PIPELINE_CHECKPOINTS = ("base", "sft", "grpo")
-REGISTERED_NAMES = {"sft": "r1ci-sft", "grpo": "r1ci-grpo"}
+STAGE_CHECKPOINTS = ("sft", "grpo")  # registered as r1ci-<recipe>-sft / -grpo (`versions.registered_name`)
 # rollout settings that cannot change what is generated (batching) are left out of the eval key
 _KEY_EXCLUDED_ROLLOUT = ("batch_size",)
 
@@ -59,27 +60,12 @@ class CheckpointSpec:
 
 
 def _resolve_model_uri(uri: str) -> tuple[str, str]:
-    """(local folder, 'name/version') of ``models:/<name>/<version|latest>``."""
-    from mlflow.tracking import MlflowClient
+    """(local folder, 'name/version') of ``models:/<name>/<version|latest>`` or ``models:/<name>@<alias>``:
+    the version's own artifacts in MLflow, never the folder the pipeline trains into."""
+    from .versions import resolve
 
-    rest = uri[len("models:/"):].strip("/")
-    name, _, version = rest.partition("/")
-    if not name:
-        raise ValueError(f"cannot read the model URI {uri!r}: write models:/<registered name>/<version>")
-    client = MlflowClient()
-    if version in ("", "latest"):
-        versions = client.search_model_versions(f"name='{name}'")
-        if not versions:
-            raise ValueError(f"registered model {name!r} has no version in the MLflow registry")
-        mv = max(versions, key=lambda v: int(v.version))
-    else:
-        mv = client.get_model_version(name, version)
-    local = (mv.tags or {}).get("checkpoint_path")
-    if not local or not Path(local, "config.json").is_file():
-        import mlflow
-
-        local = mlflow.artifacts.download_artifacts(mv.source)
-    return str(local), f"{name}/{mv.version}"
+    resolved = resolve(uri)
+    return resolved.path, resolved.key
 
 
 def resolve_checkpoint(name: str, value: str) -> CheckpointSpec:
@@ -151,24 +137,17 @@ def checkpoint_fingerprint(path: str | Path) -> str:
     return digest
 
 
-def _registered_version(spec: CheckpointSpec) -> str | None:
-    """The newest registered version (``r1ci-sft/3``) whose checkpoint_path tag is this folder, if any."""
+def _registered_version(spec: CheckpointSpec, recipe_name: str, fingerprint: str) -> str | None:
+    """The newest registered version (``r1ci-<recipe>-sft/3``) with this checkpoint's content, if any."""
     if spec.model_version or spec.kind != "path":
         return spec.model_version
-    reg_name = REGISTERED_NAMES.get(spec.name)
-    if reg_name is None:
+    if spec.name not in STAGE_CHECKPOINTS:
         return None
-    try:
-        from mlflow.tracking import MlflowClient
+    from .versions import find_version, registered_name
 
-        versions = MlflowClient().search_model_versions(f"name='{reg_name}'")
-    except Exception:  # noqa: BLE001 - no registry: the version is simply unknown
-        return None
-    target = str(Path(spec.path).resolve())
-    mine = [v for v in versions if str(Path((v.tags or {}).get("checkpoint_path", "/nonexistent")).resolve()) == target]
-    if not mine:
-        return None
-    return f"{reg_name}/{max(mine, key=lambda v: int(v.version)).version}"
+    name = registered_name(recipe_name, spec.name)
+    version = find_version(name, fingerprint)
+    return f"{name}/{version}" if version else None
 
 
 def _make_backend(spec: CheckpointSpec, recipe: Any) -> Any:
@@ -266,6 +245,11 @@ def run_evaluation(
     families: Mapping[str, Any] | None = None,
     progress: bool = False,
     reward_curve: Sequence[float] | None = None,
+    recipe_entries: bool = True,
+    out_dir: Path | None = None,
+    title: str | None = None,
+    extra_report_run_ids: Sequence[str] = (),
+    version_labels: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every checkpoint in every mode of ``ctx.recipe.eval`` on `items`; store, report, log.
 
@@ -276,6 +260,10 @@ def run_evaluation(
     accuracy {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}},
     n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}, duration_s, run_ids, new_run_ids,
     reused_run_ids, db_path.
+
+    `recipe_entries=False` evaluates only `checkpoints` (not the recipe's ``models:/``/``openai:`` entries);
+    the report goes to `out_dir` (default ``<data>/<recipe>/eval_report``), also shows the stored runs
+    `extra_report_run_ids`, and with `version_labels` names pipeline checkpoints by their model version.
     """
     from .report import build_report
     from .rollout import run_rollouts
@@ -293,8 +281,8 @@ def run_evaluation(
     if not items:
         raise ValueError("no evaluation items: the corpus has no question in the pools "
                          f"{list(ecfg.pools)} (check tasks.n_test_seen / n_test_unseen)")
-    specs = resolve_checkpoints(checkpoints, ecfg.checkpoints)
-    if not specs:
+    specs = resolve_checkpoints(checkpoints, ecfg.checkpoints if recipe_entries else ())
+    if not specs and not extra_report_run_ids:
         raise ValueError("no checkpoint to evaluate: eval.checkpoints names none of the pipeline's checkpoints")
     _use_tracking_store(recipe)
     db = store.db_path(ctx.root)
@@ -305,14 +293,16 @@ def run_evaluation(
     new_ids: list[str] = []
     reused: list[str] = []
 
+    by_checkpoint: dict[str, list[str]] = {}
     for spec in specs:
         fingerprint = checkpoint_fingerprint(spec.path) if spec.kind == "path" else f"openai:{spec.model}@{spec.path}"
         backend_name = "openai" if spec.kind == "openai" else (
             recipe.rollout.backend if recipe.rollout.backend != "openai" else "transformers")
         settings = rollout_settings(recipe, samples_per_item, backend_name)
-        version = _registered_version(spec)
+        version = _registered_version(spec, recipe.name, fingerprint)
         backend = None
         try:
+            first = len(run_ids)
             for mode in (list(modes) if modes else ecfg.modes_for(spec.name)):
                 key = eval_key(fingerprint, items_fp, mode, settings)
                 if not force:
@@ -354,6 +344,7 @@ def run_evaluation(
                 new_ids.append(run_id)
                 log.info("eval %s/%s: accuracy %s over %d samples (%d infra errors)", spec.name, mode,
                          run["accuracy"], len(rows), run["n_infra_errors"])
+            by_checkpoint[spec.name] = run_ids[first:]
         finally:
             if backend is not None:
                 close = getattr(backend, "close", None)
@@ -363,14 +354,16 @@ def run_evaluation(
                 gc.collect()
 
     _warn_infra(db, run_ids, ecfg.max_infra_error_rate)
-    out_dir = ctx.artifact("eval_report")
-    report = build_report(db, run_ids, out_dir, title=f"r1ci evaluation — recipe {recipe.name}",
-                          reward_curve=reward_curve, recipe=recipe.name)
+    out_dir = Path(out_dir) if out_dir is not None else ctx.artifact("eval_report")
+    report = build_report(db, [*run_ids, *extra_report_run_ids], out_dir,
+                          title=title or f"r1ci evaluation — recipe {recipe.name}",
+                          reward_curve=reward_curve, recipe=recipe.name, version_labels=version_labels)
     result = {
         **report,
         "n_samples": int(report.get("n_samples", 0)),
         "duration_s": round(time.perf_counter() - t0, 3),
         "run_ids": run_ids,
+        "checkpoint_run_ids": by_checkpoint,  # {checkpoint: its run ids, one per mode}
         "new_run_ids": new_ids,
         "reused_run_ids": reused,
         "db_path": str(db),
@@ -452,27 +445,44 @@ def grpo_reward_curve(run_id: str) -> list[float] | None:
         return None
 
 
-def latest_model_versions(names: Sequence[str] = ("r1ci-sft", "r1ci-grpo")) -> dict[str, tuple[str, str]]:
-    """{registered name: (newest version, checkpoint source)} for each name with at least one version.
-
-    The source is the version's ``checkpoint_path`` tag (the local folder that `lineage.register_checkpoint`
-    records) when present, else its registry source URI.
-    """
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    out: dict[str, tuple[str, str]] = {}
-    for name in names:
-        try:
-            versions = client.search_model_versions(f"name='{name}'")
-        except Exception as err:  # noqa: BLE001 - an unknown name is simply absent
-            log.info("no versions of %s: %s", name, err)
-            continue
-        if not versions:
-            continue
-        mv = max(versions, key=lambda v: int(v.version))
-        out[name] = (str(mv.version), (mv.tags or {}).get("checkpoint_path") or mv.source)
+def version_figures(db_path: str | Path, runs: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """{model version: {figure: value}} of the stored runs `runs` ({run_id: model version}):
+    ``<mode>.accuracy``, ``<mode>.n``, ``<mode>.<pool>.accuracy``, ``<mode>.<pool>.n`` and ``run_ids``
+    (infra-error samples excluded, as in the views)."""
+    df = store.query(db_path, """
+        SELECT r.mode, r.run_id, s.pool,
+               avg(s.score) FILTER (WHERE NOT s.infra_error) AS accuracy,
+               count(*) FILTER (WHERE NOT s.infra_error AND s.score IS NOT NULL) AS n
+        FROM eval_runs r JOIN eval_samples s USING (run_id)
+        WHERE list_contains(?, r.run_id)
+        GROUP BY GROUPING SETS ((r.mode, r.run_id), (r.mode, r.run_id, s.pool))""", [_ids(list(runs))])
+    out: dict[str, dict[str, Any]] = {}
+    for r in df.itertuples():
+        figures = out.setdefault(runs[r.run_id], {"run_ids": []})
+        prefix = r.mode if not isinstance(r.pool, str) else f"{r.mode}.{r.pool}"
+        acc = None if r.accuracy is None or math.isnan(r.accuracy) else float(r.accuracy)
+        figures[f"{prefix}.accuracy"], figures[f"{prefix}.n"] = acc, int(r.n)
+        if r.run_id not in figures["run_ids"]:
+            figures["run_ids"].append(r.run_id)
     return out
+
+
+def latest_version_runs(db_path: str | Path, names: Sequence[str], question_ids: Sequence[str],
+                        modes: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+    """The latest stored run per (model version, mode) of the registered `names` on exactly `question_ids`
+    (fresh-question re-checks left out), except the versions in `exclude`."""
+    if not Path(db_path).is_file():
+        return []
+    df = store.query(db_path, """
+        WITH same AS (SELECT run_id FROM eval_samples GROUP BY run_id
+                      HAVING count(DISTINCT question_id) = ? AND bool_and(list_contains(?, question_id)))
+        SELECT r.run_id FROM eval_runs r JOIN same USING (run_id)
+        WHERE list_contains(?, split_part(r.model_version, '/', 1)) AND NOT list_contains(?, r.model_version)
+          AND list_contains(?, r.mode) AND r.checkpoint NOT LIKE '%@fresh-%'
+        QUALIFY row_number() OVER (PARTITION BY r.model_version, r.mode ORDER BY r.started_at DESC) = 1
+        ORDER BY r.model_version, r.mode""",
+                     [len(set(question_ids)), list(set(question_ids)), list(names), list(exclude), list(modes)])
+    return list(df["run_id"])
 
 
 # ---------------------------------------------------------------------------------------- compare

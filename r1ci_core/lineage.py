@@ -187,21 +187,10 @@ def log_dataset(ds: Any, path: Path, name: str, context: str = "input") -> None:
 
 
 def register_checkpoint(ckpt: Path, registered_name: str) -> str:
-    """Log a checkpoint folder as the run's `checkpoint` artifacts and register a new model version."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    """Register `ckpt` as a new, immutable version of `registered_name` (see `versions.register_checkpoint`)."""
+    from .versions import register_checkpoint
 
-    run = mlflow.active_run()
-    mlflow.log_artifacts(str(ckpt), artifact_path="checkpoint")
-    client = MlflowClient()
-    with contextlib.suppress(Exception):
-        client.create_registered_model(registered_name)
-    version = client.create_model_version(
-        registered_name, source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id,
-        tags={"checkpoint_path": str(ckpt)},
-    )
-    mlflow.set_tag(f"r1ci.registered.{registered_name}", version.version)
-    return version.version
+    return register_checkpoint(ckpt, registered_name)
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:

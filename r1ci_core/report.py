@@ -89,10 +89,16 @@ def _order(values: Sequence[str], preferred: Sequence[str]) -> list[str]:
     return [v for v in preferred if v in seen] + [v for v in seen if v not in preferred]
 
 
-def collect(db: Path, run_ids: Sequence[str]) -> dict[str, Any]:
-    """The DataFrames the report is made of (runs, overall, per source, per family, per pool, history)."""
+def collect(db: Path, run_ids: Sequence[str], version_labels: bool = False) -> dict[str, Any]:
+    """The DataFrames the report is made of (runs, overall, per source, per family, per pool, history).
+
+    `version_labels`: a pipeline checkpoint's run (``sft``/``grpo``) is labelled by its model version.
+    """
     ids = list(dict.fromkeys(run_ids))
     runs = store.runs(db, ids)
+    if version_labels and len(runs):
+        named = runs["checkpoint"].isin(["base", "sft", "grpo"]) & runs["model_version"].notna()
+        runs.loc[named, "checkpoint"] = runs.loc[named, "model_version"]
     where = "WHERE list_contains(?, run_id)"
     overall = store.query(db, f"SELECT * FROM eval_run_accuracy {where}", [ids])
     by_source = store.query(db, f"SELECT * FROM eval_source_accuracy {where}", [ids])
@@ -301,7 +307,8 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 6px 0 18px; display: bloc
 
 
 def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str = "r1ci evaluation",
-                 reward_curve: Sequence[float] | None = None, recipe: str = "") -> dict[str, Any]:
+                 reward_curve: Sequence[float] | None = None, recipe: str = "",
+                 version_labels: bool = False) -> dict[str, Any]:
     """Write the report of `run_ids` into `out_dir` (replaced atomically); return its figures.
 
     Returns report_path, html_path, plot_path, plots {name: path}, markdown_table, accuracy
@@ -309,7 +316,7 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
     {checkpoint: {mode: {family: acc}}}, code_use_ratio, n_samples, n_infra_errors, infra_errors
     {checkpoint: {mode: n}}.
     """
-    data = collect(Path(db), run_ids)
+    data = collect(Path(db), run_ids, version_labels)
     tabs = tables(data)
     order = _run_order(data["runs"], data["ids"])
     overall = {r.run_id: r for r in data["overall"].itertuples()}

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import lineage
 from .config import Recipe, data_dir
+from .versions import registered_name
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
                             ctx.artifact("sft_checkpoint.work"))
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
-        version = lineage.register_checkpoint(out, "r1ci-sft")
+        version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "sft"))
         return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
 
 
@@ -328,7 +329,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                                 "train_pass_rate_before": sum(baseline.values()) / len(baseline),
                                 "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
-        version = lineage.register_checkpoint(out, "r1ci-grpo")
+        version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "grpo"))
         meta = {**figures, "model_version": version}
         if stages:
             meta["curriculum"] = [{"families": s.pool, "steps": s.steps} for s in stages]
@@ -350,3 +351,89 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
                                 reward_curve=grpo_reward_curve(checkpoints["grpo"].mlflow_run_id)
                                 if "grpo" in checkpoints else None)
         return StageResult(str(report["report_path"]), run.info.run_id, report)
+
+
+def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, version: str = "",
+                       questions: str = "held_out", fresh_seed: int = 0, force: bool = False) -> StageResult:
+    """Evaluate registered versions of this recipe's models and attach the figures to each version.
+
+    `version`: ``models:/<name>/<n>``, ``<name>@<alias>``, or the short ``sft/3`` / ``grpo@champion``; empty:
+    each ``candidate`` (newest) version not yet evaluated on these questions. `questions`: ``held_out`` (the
+    corpus' test pools of ``eval.pools``; figures tagged ``r1ci.eval.*``, ``champion`` moved to the best
+    version on the headline mode, the first of ``eval.modes``) or ``fresh`` (new questions drawn with
+    `fresh_seed`, none from the corpus; tagged ``r1ci.recheck.*``). Stored evaluations of the same content
+    are reused unless `force`. The report shows the latest held-out evaluation of every version.
+    """
+    from . import store, versions
+    from .corpus import fresh_items, load_corpus
+    from .evaluation import items_fingerprint, latest_version_runs, run_evaluation, version_figures
+
+    if questions not in ("held_out", "fresh"):
+        raise ValueError(f"model_version_eval: questions must be 'held_out' or 'fresh', not {questions!r}")
+    ecfg, names = ctx.recipe.eval, versions.recipe_model_names(ctx.recipe.name)
+    with lineage.asset_run(ctx.recipe.mlflow, "model_version_eval", dagster_run_id=ctx.dagster_run_id,
+                           upstream={"task_corpus": corpus.mlflow_run_id},
+                           params={"version": version or "(candidates)", "questions": questions,
+                                   "fresh_seed": fresh_seed, "eval": ecfg.model_dump()}) as run:
+        import mlflow
+
+        corpus_items = load_corpus(Path(corpus.path))
+        items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
+        items = [it for it in items if it.pool in ecfg.pools]
+        items_fp = items_fingerprint(items)
+        if version:
+            targets = [versions.resolve(_version_uri(version, ctx.recipe.name))]
+        else:
+            targets = _unevaluated_candidates(names, items_fp)
+        suffix = "" if questions == "held_out" else f"@fresh-{fresh_seed}"
+        keys = {t.key: f"{t.key}{suffix}" for t in targets}
+        mlflow.set_tag("r1ci.model_versions", ",".join(keys))
+        others = latest_version_runs(store.db_path(ctx.root), names, [it.id for it in items], ecfg.modes,
+                                     exclude=list(keys)) if questions == "held_out" else []
+        if not targets and not others:
+            raise ValueError(f"no registered version of {' / '.join(names)} to evaluate: materialise "
+                             "sft_checkpoint (or grpo_checkpoint) first")
+        result = run_evaluation(ctx, items, {label: f"models:/{key}" for key, label in keys.items()}, sandbox,
+                                mlflow_run_id=run.info.run_id, force=force, recipe_entries=False,
+                                out_dir=ctx.artifact("model_version_eval"), reward_curve=[],
+                                extra_report_run_ids=others, version_labels=True,
+                                title=f"r1ci model versions — recipe {ctx.recipe.name}")
+        figures = version_figures(result["db_path"], {rid: key for key, label in keys.items()
+                                                      for rid in result["checkpoint_run_ids"].get(label, [])})
+        prefix = versions.EVAL_PREFIX if questions == "held_out" else versions.RECHECK_PREFIX
+        champions: dict[str, str | None] = {}
+        for t in targets:
+            extra = {"seed": fresh_seed} if questions == "fresh" else {}
+            versions.record_evaluation(t.key, {**figures.get(t.key, {}), **extra}, items_fp, prefix=prefix)
+            if questions == "held_out":
+                champions[t.name] = versions.update_champion(
+                    t.name, items_fp, f"{versions.EVAL_PREFIX}{ecfg.modes[0]}.accuracy")
+        return StageResult(result["report_path"], run.info.run_id,
+                           {**result, "model_versions": list(keys), "questions": questions, "n_questions": len(items),
+                            "version_figures": figures, "champions": champions})
+
+
+def _version_uri(version: str, recipe_name: str) -> str:
+    """``sft/3`` / ``grpo@champion`` → this recipe's registered name; other forms unchanged."""
+    from .versions import STAGES, registered_name
+
+    short = version.removeprefix("models:/")
+    for stage in STAGES:
+        for sep in ("/", "@"):
+            if short.startswith(stage + sep):
+                return f"models:/{registered_name(recipe_name, stage)}{short[len(stage):]}"
+    return version if version.startswith("models:/") else f"models:/{version}"
+
+
+def _unevaluated_candidates(names: list[str], items_fp: str) -> list[Any]:
+    """The ``candidate`` version of each name whose held-out figures are not about the questions `items_fp`."""
+    from . import versions
+
+    out = []
+    for name in names:
+        number = versions.alias_version(name, versions.CANDIDATE)
+        if number is None:
+            continue
+        if versions.evaluated_on(name, number) != items_fp:
+            out.append(versions.resolve(f"models:/{name}/{number}"))
+    return out

@@ -18,7 +18,7 @@ from .defs.checks import (
 )
 from .defs.io_manager import AtomicFilesystemIOManager
 from .defs.resources import RecipeResource, SandboxResource
-from .defs.schedules import eval_job, eval_schedule, pipeline_job
+from .defs.schedules import eval_job, eval_schedule, model_version_eval_job, pipeline_job
 from .defs.sensors import new_model_version_sensor
 
 
@@ -36,7 +36,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data, training, evaluation]),
     asset_checks=[check_task_corpus_pools_disjoint, check_eval_report_no_nan, check_eval_report_all_families,
                   check_eval_report_infra_rate],
-    jobs=[pipeline_job, eval_job],
+    jobs=[pipeline_job, eval_job, model_version_eval_job],
     schedules=[eval_schedule],
     sensors=[new_model_version_sensor],
     resources={

@@ -1,25 +1,32 @@
-"""A sensor that re-evaluates when a new model version is registered in MLflow."""
+"""A sensor that evaluates each model version newly registered in MLflow."""
 
 import json
 
 import dagster as dg
 
+from .assets.evaluation import version_run_config
 from .resources import RecipeResource
-from .schedules import eval_job
+from .schedules import model_version_eval_job
 
 
-@dg.sensor(job=eval_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Start eval_report when a new r1ci-sft or r1ci-grpo version is registered in MLflow.")
+@dg.sensor(job=model_version_eval_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="For every new version of r1ci-<recipe>-sft / -grpo in the MLflow registry, one "
+                       "model_version_eval run of exactly that version (run key <name>/<version>).")
 def new_model_version_sensor(context: dg.SensorEvaluationContext, recipe: RecipeResource):
-    from r1ci_core import lineage
-    from r1ci_core.evaluation import latest_model_versions
+    from r1ci_core import lineage, versions
 
-    lineage.setup(recipe.load().mlflow)
-    seen = json.loads(context.cursor or "{}")
-    latest = {name: version for name, (version, _) in latest_model_versions().items()}
-    new = {name: v for name, v in latest.items() if seen.get(name) != v}
-    if not new:
-        return dg.SkipReason(f"no new model version (latest: {latest or 'none'})")
-    run_key = ",".join(f"{name}:{v}" for name, v in sorted(new.items()))
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags={"r1ci.new_versions": run_key})],
-                           cursor=json.dumps({**seen, **latest}))
+    cfg = recipe.load()
+    lineage.setup(cfg.mlflow)
+    seen = {name: int(v) for name, v in json.loads(context.cursor or "{}").items()}
+    cursor, requests = dict(seen), []
+    for name in versions.recipe_model_names(cfg.name):
+        for number in versions.version_numbers(name):
+            if number <= seen.get(name, 0):
+                continue
+            key = f"{name}/{number}"
+            requests.append(dg.RunRequest(run_key=key, run_config=version_run_config(f"models:/{key}"),
+                                          tags={"r1ci.model_version": key}))
+            cursor[name] = max(cursor.get(name, 0), number)
+    if not requests:
+        return dg.SkipReason(f"no new model version (seen: {seen or 'none'})")
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

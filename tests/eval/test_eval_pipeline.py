@@ -20,7 +20,6 @@ from r1ci_core.evaluation import (
     check_no_nan,
     compare_runs,
     format_comparison,
-    latest_model_versions,
     run_evaluation,
 )
 
@@ -266,16 +265,18 @@ def test_compare_two_runs(evaluated):
 def test_registered_model_version_is_evaluated(evaluated, eval_items, tiny_checkpoints, sandbox):
     import mlflow
 
-    from r1ci_core import lineage
+    from r1ci_core import lineage, versions
+    from r1ci_core.evaluation import checkpoint_fingerprint
     from r1ci_core.stages import StageContext
 
     ctx, _ = evaluated
     exp = lineage.setup(ctx.recipe.mlflow)
     with mlflow.start_run(experiment_id=exp, run_name="sft_checkpoint"):
         version = lineage.register_checkpoint(Path(tiny_checkpoints["sft"]), "r1ci-sft")
-    latest = latest_model_versions()
     version = str(version)
-    assert latest == {"r1ci-sft": (version, tiny_checkpoints["sft"])}
+    resolved = versions.resolve("models:/r1ci-sft/latest")
+    assert resolved.version == version and resolved.path != tiny_checkpoints["sft"]  # MLflow's own copy
+    assert checkpoint_fingerprint(resolved.path) == checkpoint_fingerprint(tiny_checkpoints["sft"])
 
     recipe = _recipe(**{"eval.checkpoints": ["models:/r1ci-sft/latest"], "eval.modes": ["text_only"]})
     ctx3 = StageContext(recipe=recipe, root=ctx.root)

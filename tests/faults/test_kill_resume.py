@@ -232,8 +232,8 @@ def _check_checkpoint_loads(folder: Path) -> None:
     assert AutoTokenizer.from_pretrained(str(folder)).chat_template
 
 
-@pytest.mark.parametrize("asset,registered,steps", [("sft_checkpoint", "r1ci-sft", 10),
-                                                    ("grpo_checkpoint", "r1ci-grpo", 5)])
+@pytest.mark.parametrize("asset,registered,steps", [("sft_checkpoint", "r1ci-faults-sft", 10),
+                                                    ("grpo_checkpoint", "r1ci-faults-grpo", 5)])
 def test_training_killed_midway_resumes_from_its_last_checkpoint(chain: dict, seed: int, asset: str,
                                                                  registered: str, steps: int) -> None:
     import torch

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 ASSETS = {"task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "sft_checkpoint",
-          "grpo_checkpoint", "eval_report"}
+          "grpo_checkpoint", "eval_report", "model_version_eval"}
 
 
 def test_dagster_validates_definitions() -> None:
@@ -33,9 +33,10 @@ def test_definitions_list_assets_schedule_sensor_checks() -> None:
     assert {"base_model", "sft_checkpoint", "grpo_checkpoint"} <= deps["eval_report"]
 
     schedule = defs.resolve_schedule_def("eval_schedule")
-    assert schedule.job.name == "eval_job"
+    assert schedule.job.name == "model_version_eval_job"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert defs.resolve_sensor_def("new_model_version_sensor").job.name == "eval_job"
+    assert defs.resolve_sensor_def("new_model_version_sensor").job.name == "model_version_eval_job"
+    assert "eval_report" in deps["model_version_eval"]  # evaluations of the same weights are reused
     check_keys = {k.name for k in graph.asset_check_keys}
     assert {"check_task_corpus_pools_disjoint", "check_eval_report_no_nan",
             "check_eval_report_all_families", "check_eval_report_infra_rate"} <= check_keys

@@ -69,7 +69,7 @@ def test_one_mlflow_run_per_asset_with_lineage(full_run: dict[str, str]) -> None
         assert inputs, f"{name} logged no input dataset"
         assert all(i.dataset.digest and i.dataset.source for i in inputs)
     # checkpoints registered
-    for model in ("r1ci-sft", "r1ci-grpo"):
+    for model in ("r1ci-reduced-sft", "r1ci-reduced-grpo"):
         versions = client.search_model_versions(f"name='{model}'")
         assert len(versions) == 1
     assert "loss" in client.get_run(run_ids["sft_checkpoint"]).data.metrics
@@ -108,4 +108,20 @@ def test_grpo_checkpoint_rematerialises_alone(full_run: dict[str, str]) -> None:
     sft_run = client.search_runs([experiment.experiment_id],
                                  filter_string="tags.`dagster.asset_key` = 'sft_checkpoint'")[0].info.run_id
     assert all(r.data.tags["r1ci.upstream.sft_checkpoint"] == sft_run for r in grpo)
-    assert len(client.search_model_versions("name='r1ci-grpo'")) == 2
+    assert len(client.search_model_versions("name='r1ci-reduced-grpo'")) == 2
+
+
+def test_whole_chain_evaluates_and_tags_each_new_version(full_run: dict[str, str]) -> None:
+    """'*' includes model_version_eval: each new candidate version is tagged with its figures, reusing the
+    evaluations eval_report stored for the same weights (no new rollouts), and becomes the champion."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(full_run["DAGSTER_HOME"])
+    meta = instance.get_latest_materialization_event(dg.AssetKey("model_version_eval")).asset_materialization.metadata
+    assert sorted(meta["model_versions"].value) == ["r1ci-reduced-grpo/1", "r1ci-reduced-sft/1"]
+    assert meta["new_run_ids"].value == [] and len(meta["reused_run_ids"].value) == 2
+    client = _mlflow(full_run)
+    for name in ("r1ci-reduced-sft", "r1ci-reduced-grpo"):
+        tags = client.get_model_version(name, "1").tags
+        assert int(tags["r1ci.eval.autonomous.n"]) == 9
+        assert str(client.get_registered_model(name).aliases["champion"]) == "1"

@@ -1,11 +1,12 @@
-"""The new-model-version sensor fires on a version newly registered in a real MLflow store, once."""
+"""The new-model-version sensor fires once per version newly registered (under this recipe's names) in a real
+MLflow store; the model_version_eval run it requests names exactly that version."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 
-def test_sensor_fires_on_new_registered_version(tmp_path, monkeypatch) -> None:
+def test_sensor_fires_once_per_new_version_of_this_recipe(tmp_path, monkeypatch) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -19,27 +20,31 @@ def test_sensor_fires_on_new_registered_version(tmp_path, monkeypatch) -> None:
 
     def evaluate(cursor: str | None):
         with dg.build_sensor_context(cursor=cursor, resources={"recipe": recipe}) as ctx:
-            return new_model_version_sensor(ctx), ctx
+            return new_model_version_sensor(ctx)
 
-    skipped, _ = evaluate(None)
-    assert isinstance(skipped, dg.SkipReason)
+    assert isinstance(evaluate(None), dg.SkipReason)
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
-    experiment = client.create_experiment("r1ci-sensor-test")
-    run = client.create_run(experiment)
-    client.create_registered_model("r1ci-sft")
-    client.create_model_version("r1ci-sft", source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id,
-                                tags={"checkpoint_path": str(tmp_path / "ckpt")})
+    run = client.create_run(client.create_experiment("r1ci-sensor-test"))
 
-    fired, _ = evaluate(None)
+    def register(name: str) -> None:
+        if not client.search_registered_models(f"name='{name}'"):
+            client.create_registered_model(name)
+        client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+
+    register("r1ci-tiny-sft")
+    register("r1ci-other-sft")  # another recipe's history: not this sensor's
+    fired = evaluate(None)
     assert isinstance(fired, dg.SensorResult)
-    assert [r.run_key for r in fired.run_requests] == ["r1ci-sft:1"]
-    cursor = fired.cursor
+    assert [r.run_key for r in fired.run_requests] == ["r1ci-tiny-sft/1"]
+    assert fired.run_requests[0].run_config == {"ops": {"model_version_eval": {"config": {
+        "version": "models:/r1ci-tiny-sft/1", "questions": "held_out", "fresh_seed": 0}}}}
+    assert fired.run_requests[0].tags["r1ci.model_version"] == "r1ci-tiny-sft/1"
 
-    again, _ = evaluate(cursor)  # nothing new since the cursor
-    assert isinstance(again, dg.SkipReason)
+    assert isinstance(evaluate(fired.cursor), dg.SkipReason)  # nothing new since the cursor
 
-    client.create_model_version("r1ci-sft", source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id)
-    newer, _ = evaluate(cursor)
-    assert [r.run_key for r in newer.run_requests] == ["r1ci-sft:2"]
+    register("r1ci-tiny-sft")
+    register("r1ci-tiny-grpo")
+    newer = evaluate(fired.cursor)
+    assert [r.run_key for r in newer.run_requests] == ["r1ci-tiny-sft/2", "r1ci-tiny-grpo/1"]
