@@ -12,7 +12,7 @@ import tracemalloc
 
 import pytest
 
-from r1ci_core.sandbox import Sandbox
+from r1ci_core.sandbox import Sandbox, execute
 
 from .conftest import descendants, host_processes
 
@@ -366,3 +366,27 @@ def test_closing_leaves_no_process():
     assert descendants(root)
     box.close()
     assert not os.path.exists(f"/proc/{root}") or not descendants(root)
+
+
+@pytest.mark.parametrize("limits", [
+    {"memory_mb": 0}, {"memory_mb": -5}, {"memory_mb": 1.5}, {"memory_mb": True},
+    {"timeout_s": 0}, {"timeout_s": -1}, {"timeout_s": float("inf")}, {"timeout_s": float("nan")},
+    {"cpu_time_s": 0}, {"cpu_time_s": -2.0},
+])
+def test_limits_that_are_not_positive_are_refused(sb, limits):
+    """memory_mb <= 0 used to run with no memory limit at all; timeout_s <= 0 reported timed_out without
+    running: a call (or a sandbox) with such a limit is refused, naming the limit."""
+    (name, value), = limits.items()
+    for call in (lambda: sb.run("print(1)", **limits), lambda: Sandbox(isolation="none", **limits)):
+        with pytest.raises(ValueError) as err:
+            call()
+        message = str(err.value)
+        assert f"sandbox {name} must be a" in message and repr(value) in message and "\n" not in message
+    if name != "cpu_time_s":
+        with pytest.raises(ValueError, match=f"sandbox {name} must be"):
+            execute("print(1)", **limits)
+    if name == "memory_mb" and value == 0:
+        assert "no memory limit" in message
+    # the sandbox refused the call before running anything, and still enforces a real limit
+    r = sb.run("b = bytearray(300 << 20); print('allocated')", memory_mb=200)
+    assert r.exit_code != 0 and "MemoryError" in r.stderr and "allocated" not in r.stdout
