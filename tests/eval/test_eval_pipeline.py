@@ -50,7 +50,7 @@ def evaluated(eval_env, eval_items, tiny_checkpoints, sandbox):
     ctx = StageContext(recipe=recipe, root=eval_env / "data")
     exp = lineage.setup(recipe.mlflow)
     with mlflow.start_run(experiment_id=exp, run_name="grpo_checkpoint",
-                          tags={"dagster.asset_key": "grpo_checkpoint"}):
+                          tags={"dagster.asset_key": "grpo_checkpoint"}) as grpo_run:
         for step, r in enumerate(REWARDS):
             mlflow.log_metric("reward", r, step=step)
     # one training question per training pool: `datasets` cannot reload a DatasetDict with an empty split
@@ -59,6 +59,9 @@ def evaluated(eval_env, eval_items, tiny_checkpoints, sandbox):
         item.pool = pool
     corpus = StageResult(str(save_corpus(eval_items + extra, ctx.artifact("task_corpus"))), "corpus-run")
     ckpts = {name: StageResult(path, f"{name}-run") for name, path in tiny_checkpoints.items()}
+    # the GRPO upstream names its MLflow run (the report's reward curve); eval.checkpoints leaves it unevaluated
+    ckpts["grpo"] = StageResult(tiny_checkpoints["sft"], grpo_run.info.run_id)
+    ctx = StageContext(recipe=_recipe(**{"eval.checkpoints": ["base", "sft"]}), root=ctx.root)
     result = eval_report(ctx, corpus, ckpts, sandbox)
     return ctx, result
 
