@@ -10,11 +10,11 @@ column                 type        meaning
 run_id                 VARCHAR     primary key (uuid hex); joins ``eval_samples.run_id``
 eval_key               VARCHAR     fingerprint of checkpoint content + items + mode + rollout settings;
                                    an unforced evaluation with a key already present is a no-op
-checkpoint             VARCHAR     ``base`` / ``sft`` / ``grpo`` / a model version (``r1ci-sft/3``) /
+checkpoint             VARCHAR     ``base`` / ``sft`` / ``grpo`` / a model version (``r1ci-tiny-sft/3``) /
                                    an endpoint model name (``openai:<model>``)
 checkpoint_path        VARCHAR     folder, ``models:/`` URI or endpoint URL evaluated
 checkpoint_fingerprint VARCHAR     content hash of the checkpoint files (endpoint: its name)
-model_version          VARCHAR     MLflow registered model version (``r1ci-sft/3``), if known
+model_version          VARCHAR     MLflow registered model version (``r1ci-tiny-sft/3``), if known
 mlflow_run_id          VARCHAR     the ``eval_report`` MLflow run that produced it
 dagster_run_id         VARCHAR     the orchestrator run ('' from the CLI)
 recipe                 VARCHAR     recipe name
