@@ -63,6 +63,10 @@ def evaluated(eval_env, eval_items, tiny_checkpoints, sandbox):
     ckpts["grpo"] = StageResult(tiny_checkpoints["sft"], grpo_run.info.run_id)
     ctx = StageContext(recipe=_recipe(**{"eval.checkpoints": ["base", "sft"]}), root=ctx.root)
     result = eval_report(ctx, corpus, ckpts, sandbox)
+    # later tests re-run the evaluation into the same folder: keep this report's HTML as the stage wrote it
+    snapshot = eval_env / "report_snapshot.html"
+    shutil.copyfile(result.metadata["html_path"], snapshot)
+    result.metadata["html_snapshot"] = str(snapshot)
     return ctx, result
 
 
@@ -314,7 +318,7 @@ def test_html_report_renders_in_headless_chromium(evaluated, tmp_path):
     from matplotlib import image
 
     _, result = evaluated
-    html_path = Path(result.metadata["html_path"])
+    html_path = Path(result.metadata["html_snapshot"])
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,4000"]
