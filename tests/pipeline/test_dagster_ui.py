@@ -14,7 +14,7 @@ from .conftest import REDUCED_RECIPE, materialize
 
 CURRICULUM = "curriculum: {enabled: true, samples_per_family: 2, questions_per_family: 2, n_stages: 2}\n"
 ASSETS = ["task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "sft_checkpoint",
-          "task_difficulty", "grpo_checkpoint", "eval_report"]
+          "task_difficulty", "grpo_checkpoint", "eval_report", "model_version_eval"]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,8 @@ def test_core_info_lines_reach_the_run_page(ui_run: dict) -> None:
     by_step: dict[str, list[str]] = {}
     for entry in logs:
         by_step.setdefault(entry.step_key, []).append(entry.user_message)
-        assert entry.level >= logging.INFO
+        if entry.user_message.startswith(("r1ci_core.", "r1ci.")):  # Dagster's own IO manager logs at DEBUG
+            assert entry.level >= logging.INFO, entry.user_message
     core = {step: [m for m in msgs if m.startswith(("r1ci_core.", "r1ci."))] for step, msgs in by_step.items()}
     assert any(m.startswith("r1ci_core.shards: teacher") for m in core["teacher_trajectories"])
     assert sum("r1ci_core.evaluation: eval " in m for m in core["eval_report"]) == 3

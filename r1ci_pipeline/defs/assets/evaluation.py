@@ -40,7 +40,7 @@ class ModelVersionEvalConfig(dg.Config):
     force: bool = Field(default=False, description="re-run evaluations already stored for the same content")
 
 
-@dg.asset(group_name="evaluation", deps=[eval_report],
+@dg.asset(group_name="evaluation", deps=[eval_report], code_version=stage_code_version("model_version_eval"),
           description="Registered model versions evaluated on held-out (or fresh) questions; figures attached "
                       "to each version as MLflow tags, `champion` alias on the best (runs after eval_report, "
                       "whose stored evaluations of the same weights it reuses).")
