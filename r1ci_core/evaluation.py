@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import store
+from .digest import checkpoint_fingerprint
 from .metrics import sample_figures, two_proportion_test
 
 log = logging.getLogger(__name__)
@@ -100,41 +101,6 @@ def resolve_checkpoints(checkpoints: Mapping[str, str], recipe_names: Sequence[s
             log.warning("eval.checkpoints entry %r has no checkpoint in this run: skipped", entry)
     order = {n: i for i, n in enumerate(PIPELINE_CHECKPOINTS)}
     return sorted(specs, key=lambda s: order.get(s.name, len(order)))
-
-
-_FP_CACHE: dict[tuple, str] = {}
-_FULL_HASH_BYTES = 64 * 2**20
-_SAMPLE_BYTES = 2**20
-
-
-def checkpoint_fingerprint(path: str | Path) -> str:
-    """A content hash of a checkpoint folder (files under 64 MiB whole; larger ones: size + 8 sampled MiB).
-
-    A hub id or other non-folder reference is fingerprinted by its name (``ref:<name>``).
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return "ref:" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(path).parts))
-    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if stamp in _FP_CACHE:
-        return _FP_CACHE[stamp]
-    h = hashlib.sha256()
-    for p in files:
-        size = p.stat().st_size
-        h.update(f"{p.relative_to(path)}\0{size}\0".encode())
-        with open(p, "rb") as fh:
-            if size <= _FULL_HASH_BYTES:
-                for block in iter(lambda: fh.read(2**20), b""):  # noqa: B023 - fh is the loop's own file
-                    h.update(block)
-            else:
-                for k in range(8):
-                    fh.seek((size - _SAMPLE_BYTES) * k // 7)
-                    h.update(fh.read(_SAMPLE_BYTES))
-    digest = h.hexdigest()[:20]
-    _FP_CACHE[stamp] = digest
-    return digest
 
 
 def _registered_version(spec: CheckpointSpec, recipe_name: str, fingerprint: str) -> str | None:
@@ -270,7 +236,7 @@ def run_evaluation(
     from .tasks import registry
 
     t0 = time.perf_counter()
-    force = force or os.environ.get("R1CI_EVAL_FORCE", "").lower() in ("1", "true", "yes")
+    force = force or env_forced()
     recipe = ctx.recipe
     ecfg = recipe.eval
     families = families if families is not None else registry()
@@ -370,6 +336,11 @@ def run_evaluation(
     }
     _log_to_mlflow(result, out_dir, mlflow_run_id)
     return result
+
+
+def env_forced() -> bool:
+    """`$R1CI_EVAL_FORCE` asks for evaluations already stored to be run again."""
+    return os.environ.get("R1CI_EVAL_FORCE", "").lower() in ("1", "true", "yes")
 
 
 def _use_tracking_store(recipe: Any) -> None:

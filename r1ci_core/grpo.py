@@ -294,7 +294,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     prompts_per_step = max(1, args.per_device_train_batch_size * args.gradient_accumulation_steps
                            // args.num_generations)
     rows = grpo_rows(items, stages, prompts_per_step, recipe.seed)
-    from .evaluation import checkpoint_fingerprint
+    from .digest import checkpoint_fingerprint
 
     fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],

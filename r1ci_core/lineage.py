@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ UPSTREAM_TAG = "r1ci.upstream_runs"
 REPLACES_TAG = "r1ci.replaces"  # the runs of the same asset this attempt found dead and marked KILLED
 UI_URL_ENV = "R1CI_MLFLOW_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --backend-store-uri sqlite:///data/mlflow.db` listens
+CACHE_KEY_TAG = "r1ci.cache_key"  # content key of everything the run's artifact was made from
+OUTPUT_DIGEST_TAG = "r1ci.output_digest"  # content digest of the artifact the run left
+RESULT_ARTIFACT = "r1ci_stage_result.json"  # the stage's result (path, figures), for runs that reuse it
 
 
 class TrackingError(RuntimeError):
@@ -139,6 +144,46 @@ def run_url(run_id: str) -> str | None:
         return None
     base = uri if uri.startswith(("http://", "https://")) else os.environ.get(UI_URL_ENV, DEFAULT_UI_URL)
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass
+class CachedRun:
+    """A finished run whose artifact was made from the same inputs: its id, output digest and stage result."""
+
+    run_id: str
+    output_digest: str
+    result: dict[str, Any]
+
+
+def find_cached_run(cfg: MlflowConfig, asset_key: str, cache_key: str) -> CachedRun | None:
+    """The newest FINISHED run of `asset_key` recorded (`record_result`) with `cache_key`, if any."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = setup(cfg)
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=(f"tags.`dagster.asset_key` = '{asset_key}' and tags.`{CACHE_KEY_TAG}` = '{cache_key}' "
+                       "and attributes.status = 'FINISHED'"),
+        order_by=["attributes.start_time DESC"], max_results=5,
+    )
+    for run in runs:
+        try:
+            result = json.loads(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{RESULT_ARTIFACT}"))
+        except Exception as err:  # noqa: BLE001 - a run whose record is gone is simply not reusable
+            log.info("%s: run %s has no readable %s (%s): not reused", asset_key, run.info.run_id,
+                     RESULT_ARTIFACT, err)
+            continue
+        return CachedRun(run.info.run_id, run.data.tags.get(OUTPUT_DIGEST_TAG, ""), result)
+    return None
+
+
+def record_result(cache_key: str, output_digest: str, result: dict[str, Any]) -> None:
+    """Tag the active run with its cache key and output digest and store the stage's result beside it."""
+    import mlflow
+
+    mlflow.set_tags({CACHE_KEY_TAG: cache_key, OUTPUT_DIGEST_TAG: output_digest})
+    mlflow.log_text(json.dumps(result, sort_keys=True, default=str), RESULT_ARTIFACT)
 
 
 def _interrupted(err: BaseException) -> bool:

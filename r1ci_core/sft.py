@@ -67,7 +67,7 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
     rows = sft_rows(trajectories, tokenizer)
-    from .evaluation import checkpoint_fingerprint
+    from .digest import checkpoint_fingerprint
 
     fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})

@@ -1,19 +1,27 @@
 """One plain function per pipeline stage: run it, record it in MLflow, return where its artifact is.
 
 Dagster assets and the `r1ci` CLI both call these; nothing here imports Dagster.
+
+Every stage is cached by content: its key hashes what its artifact is made from (recipe sections, the
+content digests of the upstream artifacts, the questions), never run ids or times. When a FINISHED MLflow
+run of the stage has the same key and its artifact is still on disk unchanged (same content digest), the
+stage returns that run's result: nothing is recomputed or rewritten, no run is started, no model version
+registered. `$R1CI_FORCE` (comma-separated asset names, or `all`) runs the named stages anyway; their
+resumable state (teacher shards, trainer checkpoints, stored evaluations) is still used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import lineage
 from .config import Recipe, data_dir
+from .digest import content_digest, items_digest, json_digest
 from .versions import registered_name
 
 log = logging.getLogger(__name__)
@@ -29,31 +37,89 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+FORCE_ENV = "R1CI_FORCE"
+CACHE_VERSION = 1  # part of every stage key: raise it when a stage's output changes for the same inputs
+
+
+def _forced_from_env() -> frozenset[str]:
+    return frozenset(a.strip() for a in os.environ.get(FORCE_ENV, "").split(",") if a.strip())
+
+
 @dataclass
 class StageContext:
-    """Where artifacts go and which orchestrator run asked for them."""
+    """Where artifacts go, which orchestrator run asked for them and which stages must run regardless."""
 
     recipe: Recipe
     root: Path = field(default_factory=data_dir)
     dagster_run_id: str = ""
+    force: frozenset[str] = field(default_factory=_forced_from_env)
 
     def artifact(self, name: str) -> Path:
         return self.root / self.recipe.name / name
 
+    def forced(self, asset: str) -> bool:
+        return bool(self.force & {asset, "all", "*", "1", "true"})
+
 
 def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(*parts)
+
+
+def _stage_key(ctx: StageContext, asset: str, **parts: Any) -> str:
+    """The content key of one stage: its artifact's place plus everything the artifact is made from."""
+    return json_digest(CACHE_VERSION, asset, str(ctx.artifact(asset)), parts, length=24)
+
+
+def _sandbox_limits(ctx: StageContext) -> dict[str, Any]:
+    """The sandbox settings that can change what code execution returns (not the worker count)."""
+    return {k: v for k, v in ctx.recipe.sandbox.model_dump().items() if k != "workers"}
+
+
+def _reuse(ctx: StageContext, asset: str, key: str, valid: Any = None,
+           artifact: Path | None = None) -> StageResult | None:
+    """The result of an earlier FINISHED run of `asset` with the same content key whose artifact (its result's
+    path, or `artifact`) is still on disk unchanged and passes `valid`, if given; None when the stage has to run."""
+    if ctx.forced(asset):
+        log.info("%s: $%s names it: running it whatever earlier runs left", asset, FORCE_ENV)
+        return None
+    hit = lineage.find_cached_run(ctx.recipe.mlflow, asset, key)
+    if hit is None:
+        return None
+    rec = hit.result
+    result = StageResult(rec["path"], hit.run_id, dict(rec.get("metadata") or {}), dict(rec.get("extra") or {}))
+    now = content_digest(artifact or result.path)
+    if now != hit.output_digest:
+        log.info("%s: %s changed since MLflow run %s (content %s, recorded %s): running the stage again",
+                 asset, artifact or result.path, hit.run_id, now, hit.output_digest)
+        return None
+    if valid is not None and not valid(result):
+        return None
+    result.metadata["cached"] = True
+    log.info("%s: inputs unchanged since MLflow run %s (key %s) and %s intact: reused, nothing recomputed",
+             asset, hit.run_id, key, result.path)
+    return result
+
+
+def _record(result: StageResult, key: str, artifact: Path | None = None) -> StageResult:
+    """Tag the active MLflow run with the stage's key and its artifact's digest, and store its result."""
+    result.metadata.setdefault("cached", False)
+    lineage.record_result(key, content_digest(artifact or result.path),
+                          {"path": result.path, "metadata": result.metadata, "extra": result.extra})
+    return result
 
 
 def task_corpus(ctx: StageContext) -> StageResult:
     from .corpus import build_items, corpus_counts, pool_overlaps, save_corpus
 
     cfg = ctx.recipe.tasks
+    items = build_items(cfg)  # cheap, and reads any external task files: the key is the questions themselves
+    key = _stage_key(ctx, "task_corpus", items=items_digest(items))
+    if cached := _reuse(ctx, "task_corpus", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "task_corpus", dagster_run_id=ctx.dagster_run_id,
                            params={"tasks": cfg.model_dump(), "recipe": ctx.recipe.name}) as run:
         import mlflow
 
-        items = build_items(cfg)
         path = save_corpus(items, ctx.artifact("task_corpus"))
         counts = corpus_counts(items)
         pools: dict[str, int] = {}
@@ -62,18 +128,27 @@ def task_corpus(ctx: StageContext) -> StageResult:
                 pools[pool] = pools.get(pool, 0) + n
         mlflow.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
         mlflow.log_dict(counts, "counts.json")
-        return StageResult(str(path), run.info.run_id,
-                           {"n_items": len(items), "n_families": len(counts), "pools": pools, "counts": counts,
-                            "overlaps": len(pool_overlaps(items))})
+        return _record(StageResult(str(path), run.info.run_id,
+                                   {"n_items": len(items), "n_families": len(counts), "pools": pools,
+                                    "counts": counts, "overlaps": len(pool_overlaps(items))}), key)
 
 
 def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
     from .chat import SYSTEM_PROMPT, system_prompt
     from .corpus import load_corpus
-    from .models import build_tiny_model, import_gguf, is_gguf_ref, load_tokenizer
+    from .models import build_tiny_model, find_gguf, import_gguf, is_gguf_ref, load_tokenizer
     from .tasks import registry
 
     mcfg = ctx.recipe.model
+    if mcfg.name_or_path == "tiny":  # built from the corpus' text
+        made_from = {"corpus": content_digest(corpus.path)}
+    elif is_gguf_ref(mcfg.name_or_path):
+        made_from = {"gguf": content_digest(find_gguf(mcfg.name_or_path))}
+    else:
+        made_from = {"checkpoint": content_digest(mcfg.name_or_path)}
+    key = _stage_key(ctx, "base_model", model=mcfg.model_dump(), seed=ctx.recipe.seed, **made_from)
+    if cached := _reuse(ctx, "base_model", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "base_model", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id}, params={"model": mcfg.model_dump()}) as run:
         import mlflow
@@ -95,7 +170,8 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
         mlflow.log_params({"base_model.path": str(path), "base_model.source": source})
         mlflow.log_metric("vocab_size", len(tokenizer))
-        return StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)})
+        return _record(StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)}),
+                       key)
 
 
 def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *,
@@ -111,6 +187,14 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     from .teachers import make_teacher
 
     tcfg = ctx.recipe.teacher
+    items = load_corpus(Path(corpus.path), "sft")
+    rollout = ctx.recipe.rollout.model_dump()
+    if tcfg.kind == "reference":  # only the output budget shapes reference trajectories
+        rollout = {k: rollout[k] for k in ("output_chars", "output_tokens")}
+    made_from = {"teacher": tcfg.model_dump(), "rollout": rollout, "sandbox": _sandbox_limits(ctx)}
+    key = _stage_key(ctx, "teacher_trajectories", items=items_digest(items), **made_from)
+    if backend is None and (cached := _reuse(ctx, "teacher_trajectories", key)):
+        return cached
     families = registry(bbh_dir=ctx.recipe.tasks.bbh_dir, custom_tasks=ctx.recipe.tasks.custom_tasks or None)
     teacher = make_teacher(tcfg, families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
     provenance = teacher.provenance()
@@ -122,15 +206,12 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
         from datasets import Dataset, load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
-        items = load_corpus(Path(corpus.path), "sft")
         todo, skipped = teacher.select(items)
         if skipped:
             log.info("teacher: skipping %d of %d questions: %s", sum(skipped.values()), len(items), dict(skipped))
         work = ctx.artifact("teacher_trajectories.shards")
-        rollout = ctx.recipe.rollout.model_dump()
-        if tcfg.kind == "reference":  # only the output budget shapes reference trajectories
-            rollout = {k: rollout[k] for k in ("output_chars", "output_tokens")}
-        fp = _fingerprint(corpus.path, corpus.mlflow_run_id, tcfg.model_dump(), rollout, [it.id for it in todo])
+        # shards are kept across re-runs as long as the questions to write and the settings are the same
+        fp = _fingerprint(items_digest(todo), made_from)
         try:
             sharded = run_sharded(todo, work, teacher.generate, shard_size=tcfg.shard_size, fingerprint=fp,
                                   key=lambda it: it.id, desc=f"teacher ({tcfg.kind})")
@@ -152,11 +233,12 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
                             "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
                             **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
         mlflow.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
-        return StageResult(str(out), run.info.run_id,
-                           {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
-                            "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
-                            "skipped": dict(skipped), "stats": stats, "provenance": provenance},
-                           extra={"corpus_path": corpus.path, "corpus_run_id": corpus.mlflow_run_id})
+        result = StageResult(str(out), run.info.run_id,
+                             {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
+                              "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
+                              "skipped": dict(skipped), "stats": stats, "provenance": provenance},
+                             extra={"corpus_path": corpus.path, "corpus_run_id": corpus.mlflow_run_id})
+        return _record(result, key) if backend is None else result
 
 
 def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> StageResult:
@@ -172,6 +254,11 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
     upstream = {"teacher_trajectories": teacher.mlflow_run_id, "base_model": base.mlflow_run_id}
     if teacher.extra.get("corpus_run_id"):
         upstream["task_corpus"] = teacher.extra["corpus_run_id"]
+    key = _stage_key(ctx, "sft_dataset", filter=fcfg.model_dump(), teacher=content_digest(teacher.path),
+                     tokenizer=content_digest(base.path),
+                     corpus=content_digest(corpus_path) if fcfg.decontaminate else None)
+    if cached := _reuse(ctx, "sft_dataset", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"filter": fcfg.model_dump()}) as run:
         import mlflow
@@ -207,10 +294,10 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
                             "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
         mlflow.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
         lineage.log_dataset(ds, out, "sft_dataset", context="output")
-        return StageResult(str(out), run.info.run_id,
-                           {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
-                            "n_kept_text_only": len(kept) - n_code, "dropped": dropped,
-                            "kept_per_family": per_family})
+        return _record(StageResult(str(out), run.info.run_id,
+                                   {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
+                                    "n_kept_text_only": len(kept) - n_code, "dropped": dropped,
+                                    "kept_per_family": per_family}), key)
 
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
@@ -218,6 +305,11 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
     from .training import log_curves
     from .trajectory import Trajectory
 
+    key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft, seed=ctx.recipe.seed,
+                     model=ctx.recipe.model.model_dump(), dataset=content_digest(dataset.path),
+                     base=content_digest(base.path))
+    if cached := _reuse(ctx, "sft_checkpoint", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_dataset": dataset.mlflow_run_id, "base_model": base.mlflow_run_id},
                            params={"sft": ctx.recipe.sft, "base_model": base.path}) as run:
@@ -232,7 +324,7 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "sft"))
-        return StageResult(str(out), run.info.run_id, {**figures, "model_version": version})
+        return _record(StageResult(str(out), run.info.run_id, {**figures, "model_version": version}), key)
 
 
 def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any) -> StageResult:
@@ -241,17 +333,23 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     reuse the stored measurement. With `curriculum.enabled: false` nothing is measured."""
     from .corpus import load_corpus
     from .curriculum import measure_difficulty, stage_schedule
-    from .evaluation import checkpoint_fingerprint
+    from .digest import checkpoint_fingerprint
     from .io import atomic_write_text
 
     cfg = ctx.recipe.curriculum
+    items = load_corpus(Path(corpus.path), "grpo")
+    key = _stage_key(ctx, "task_difficulty", curriculum=cfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
+                     temperature=ctx.recipe.grpo.get("temperature"), grpo_steps=ctx.recipe.grpo.get("max_steps"),
+                     seed=ctx.recipe.seed, sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
+                     items=items_digest(items))
+    if cached := _reuse(ctx, "task_difficulty", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "task_difficulty", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
                            params={"curriculum": cfg.model_dump()}) as run:
         import mlflow
 
         out = ctx.artifact("task_difficulty.json")
-        items = load_corpus(Path(corpus.path), "grpo")
         fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
                           ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.get("temperature"), ctx.recipe.seed)
         cached = json.loads(out.read_text()) if out.is_file() else None
@@ -275,7 +373,7 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             meta.update({"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
                          "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
                          "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)})
-        return StageResult(str(out), run.info.run_id, meta)
+        return _record(StageResult(str(out), run.info.run_id, meta), key)
 
 
 def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any,
@@ -289,6 +387,13 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
     if difficulty is not None:
         upstream["task_difficulty"] = difficulty.mlflow_run_id
+    key = _stage_key(ctx, "grpo_checkpoint", grpo=ctx.recipe.grpo, rollout=ctx.recipe.rollout.model_dump(),
+                     curriculum=ccfg.model_dump(), seed=ctx.recipe.seed, model=ctx.recipe.model.model_dump(),
+                     sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
+                     items=items_digest(load_corpus(Path(corpus.path), "grpo")),
+                     difficulty=content_digest(difficulty.path) if difficulty is not None else None)
+    if cached := _reuse(ctx, "grpo_checkpoint", key):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream,
                            params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump(),
@@ -333,24 +438,42 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         meta = {**figures, "model_version": version}
         if stages:
             meta["curriculum"] = [{"families": s.pool, "steps": s.steps} for s in stages]
-        return StageResult(str(out), run.info.run_id, meta)
+        return _record(StageResult(str(out), run.info.run_id, meta), key)
 
 
 def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,
                 force: bool = False) -> StageResult:
+    """Evaluate the checkpoints (see `evaluation.run_evaluation`) and write the report.
+
+    Cached like every stage when only the pipeline's own checkpoints are evaluated: the same questions,
+    checkpoint contents and settings, a report folder left unchanged and its evaluation runs still in the
+    store reuse the earlier run. `force` (or `$R1CI_EVAL_FORCE`) evaluates again.
+    """
+    from .chat import PROMPT_VERSION
     from .corpus import load_corpus
-    from .evaluation import grpo_reward_curve, run_evaluation
+    from .digest import checkpoint_fingerprint
+    from .evaluation import env_forced, grpo_reward_curve, run_evaluation
 
     ecfg = ctx.recipe.eval
     upstream = {"task_corpus": corpus.mlflow_run_id, **{f"{k}_checkpoint": v.mlflow_run_id for k, v in checkpoints.items()}}
+    items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
+    evaluated = {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints}
+    key = _stage_key(ctx, "eval_report", eval=ecfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
+                     seed=ctx.recipe.seed, sandbox=_sandbox_limits(ctx), model=ctx.recipe.model.model_dump(),
+                     prompt=PROMPT_VERSION, items=items_digest(items),
+                     checkpoints={k: checkpoint_fingerprint(p) for k, p in sorted(evaluated.items())})
+    report_dir = ctx.artifact("eval_report")
+    external = [c for c in ecfg.checkpoints if str(c).startswith(("models:/", "openai:"))]  # may move: not cached
+    if not (force or env_forced() or external):
+        cached = _reuse(ctx, "eval_report", key, valid=_runs_stored(ctx), artifact=report_dir)
+        if cached:
+            return cached
     with lineage.asset_run(ctx.recipe.mlflow, "eval_report", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
-        items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
-        report = run_evaluation(ctx, items, {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints},
-                                sandbox, mlflow_run_id=run.info.run_id, force=force,
+        report = run_evaluation(ctx, items, evaluated, sandbox, mlflow_run_id=run.info.run_id, force=force,
                                 reward_curve=grpo_reward_curve(checkpoints["grpo"].mlflow_run_id)
                                 if "grpo" in checkpoints else None)
-        return StageResult(str(report["report_path"]), run.info.run_id, report)
+        return _record(StageResult(str(report["report_path"]), run.info.run_id, report), key, artifact=report_dir)
 
 
 def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, version: str = "",
@@ -437,3 +560,18 @@ def _unevaluated_candidates(names: list[str], items_fp: str) -> list[Any]:
         if versions.evaluated_on(name, number) != items_fp:
             out.append(versions.resolve(f"models:/{name}/{number}"))
     return out
+
+
+def _runs_stored(ctx: StageContext) -> Any:
+    """A check that a reused report's evaluation runs are all still in the store."""
+    from . import store
+
+    def valid(result: StageResult) -> bool:
+        run_ids = list(result.metadata.get("run_ids") or [])
+        missing = store.missing_runs(store.db_path(ctx.root), run_ids)
+        if missing:
+            log.info("eval_report: %d of its %d evaluation runs are no longer stored: evaluating again",
+                     len(missing), len(run_ids))
+        return not missing
+
+    return valid

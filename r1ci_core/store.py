@@ -233,6 +233,17 @@ def find_run(path: Path, eval_key: str) -> str | None:
     return row[0] if row else None
 
 
+def missing_runs(path: Path, run_ids: Sequence[str]) -> set[str]:
+    """The run ids of `run_ids` that the store does not hold."""
+    wanted = set(run_ids)
+    if not wanted or not Path(path).exists():
+        return wanted
+    with connect(path, read_only=True) as con:
+        have = {r[0] for r in con.execute("SELECT run_id FROM eval_runs WHERE list_contains(?, run_id)",
+                                          [sorted(wanted)]).fetchall()}
+    return wanted - have
+
+
 class AlreadyStored(RuntimeError):
     """Another process stored a run with the same eval_key meanwhile (unforced write)."""
 

@@ -67,7 +67,7 @@ def register_checkpoint(ckpt: Path, name: str, *, tags: Mapping[str, str] | None
     """
     import mlflow
 
-    from .evaluation import checkpoint_fingerprint
+    from .digest import checkpoint_fingerprint
 
     run = mlflow.active_run()
     if run is None:
@@ -162,7 +162,7 @@ def resolve(uri: str, cache_dir: Path | None = None) -> ResolvedVersion:
         raise VersionError(f"{name} version {mv.version} has no checkpoint in its artifacts ({path}): it was "
                            "registered without weights; re-register it by re-materialising its stage")
     if fingerprint:
-        from .evaluation import checkpoint_fingerprint
+        from .digest import checkpoint_fingerprint
 
         actual = checkpoint_fingerprint(path)
         if actual != fingerprint:
