@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import store
+from . import store, store_staging
 from .digest import checkpoint_fingerprint
 from .metrics import sample_figures, two_proportion_test
 
@@ -232,7 +232,6 @@ def run_evaluation(
     `extra_report_run_ids`, and with `version_labels` names pipeline checkpoints by their model version.
     """
     from .report import build_report
-    from .rollout import run_rollouts
     from .tasks import registry
 
     t0 = time.perf_counter()
@@ -252,12 +251,17 @@ def run_evaluation(
         raise ValueError("no checkpoint to evaluate: eval.checkpoints names none of the pipeline's checkpoints")
     _use_tracking_store(recipe)
     db = store.db_path(ctx.root)
-    store.init_db(db)
+    try:
+        store.init_db(db, wait_s=store.LOOKUP_WAIT_S)
+    except store.StoreLocked as err:  # rollouts go on; their insert waits for the store
+        log.warning("evaluation: %s; evaluating anyway, each run is staged and inserted when the store is free", err)
     items_fp = items_fingerprint(items)
     pools = ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in items}))
     run_ids: list[str] = []
     new_ids: list[str] = []
     reused: list[str] = []
+    from_staged: list[str] = []  # inserted from files an earlier attempt staged (its insert failed)
+    staging = ctx.artifact(STAGING_NAME)
 
     by_checkpoint: dict[str, list[str]] = {}
     for spec in specs:
@@ -271,45 +275,40 @@ def run_evaluation(
             first = len(run_ids)
             for mode in (list(modes) if modes else ecfg.modes_for(spec.name)):
                 key = eval_key(fingerprint, items_fp, mode, settings)
-                if not force:
-                    existing = store.find_run(db, key)
+                staged = store_staging.find_staged(staging, key)
+                if staged is None and not force:
+                    existing = _stored_run(db, key)
                     if existing:
                         log.info("eval %s/%s already stored as run %s: not run again", spec.name, mode, existing)
                         run_ids.append(existing)
                         reused.append(existing)
                         continue
-                if backend is None:
-                    backend = _make_backend(spec, recipe)
-                run_id = uuid.uuid4().hex
-                started = _now()
-                t_run = time.perf_counter()
-                trajs = run_rollouts(backend, items, limits=recipe.rollout, sandbox=sandbox, mode=mode,
-                                     samples_per_item=samples_per_item, seed=recipe.seed, progress=progress,
-                                     families=families)
-                duration = time.perf_counter() - t_run
-                rows = sample_rows(run_id, items, trajs, samples_per_item, families)
-                scored = [r["score"] for r in rows if not r["infra_error"] and r["score"] is not None]
-                run = {
-                    "run_id": run_id, "eval_key": key, "checkpoint": spec.name, "checkpoint_path": spec.location,
-                    "checkpoint_fingerprint": fingerprint, "model_version": version,
-                    "mlflow_run_id": mlflow_run_id or "", "dagster_run_id": getattr(ctx, "dagster_run_id", ""),
-                    "recipe": recipe.name, "mode": mode, "backend": backend_name, "rollout": settings,
-                    "pools": pools, "n_items": len(items), "n_samples": len(rows),
-                    "n_infra_errors": sum(1 for r in rows if r["infra_error"]),
-                    "accuracy": sum(scored) / len(scored) if scored else None,
-                    "forced": bool(force), "started_at": started, "finished_at": _now(), "duration_s": duration,
-                }
+                resumed = staged is not None
+                if resumed:
+                    log.info("eval %s/%s: rollouts of run %s were staged in %s by an earlier attempt and not "
+                             "stored: inserting them, nothing rolled out again", spec.name, mode,
+                             staged.run["run_id"], staged.path)
+                    run = staged.run
+                else:
+                    if backend is None:
+                        backend = _make_backend(spec, recipe)
+                    run, rows = _evaluate(backend, spec, mode, key, items, recipe, sandbox, samples_per_item,
+                                          families, progress, settings=settings, fingerprint=fingerprint,
+                                          version=version, backend_name=backend_name, pools=pools, force=force,
+                                          mlflow_run_id=mlflow_run_id, dagster_run_id=getattr(ctx, "dagster_run_id", ""))
+                    staged = store_staging.stage_run(staging, run, rows)
                 try:
-                    store.write_run(db, run, rows, force=force)
-                except store.AlreadyStored as dup:
-                    log.info("eval %s/%s was stored meanwhile as run %s", spec.name, mode, dup.run_id)
-                    run_ids.append(dup.run_id)
-                    reused.append(dup.run_id)
-                    continue
+                    run_id, inserted = store_staging.insert_staged(db, staged)
+                except store.StoreLocked as err:
+                    raise store.StoreLocked(f"{err}. The rollouts of eval {spec.name}/{mode} are kept in "
+                                            f"{staged.path}: the next run inserts them without rolling out "
+                                            "again") from err
                 run_ids.append(run_id)
-                new_ids.append(run_id)
-                log.info("eval %s/%s: accuracy %s over %d samples (%d infra errors)", spec.name, mode,
-                         run["accuracy"], len(rows), run["n_infra_errors"])
+                (new_ids if inserted else reused).append(run_id)
+                if resumed and inserted:
+                    from_staged.append(run_id)
+                log.info("eval %s/%s: accuracy %s over %d samples (%d infra errors), run %s", spec.name, mode,
+                         run["accuracy"], run["n_samples"], run["n_infra_errors"], run_id)
             by_checkpoint[spec.name] = run_ids[first:]
         finally:
             if backend is not None:
@@ -332,10 +331,52 @@ def run_evaluation(
         "checkpoint_run_ids": by_checkpoint,  # {checkpoint: its run ids, one per mode}
         "new_run_ids": new_ids,
         "reused_run_ids": reused,
+        "staged_inserted_run_ids": from_staged,
         "db_path": str(db),
     }
     _log_to_mlflow(result, out_dir, mlflow_run_id)
     return result
+
+
+def _stored_run(db: Path, key: str) -> str | None:
+    """The stored run of `key`; None also while another process holds the store (the insert then checks)."""
+    try:
+        return store.find_run(db, key, wait_s=store.LOOKUP_WAIT_S)
+    except store.StoreLocked as err:
+        log.warning("evaluation: cannot look up stored runs (%s): evaluating and staging; an unforced insert "
+                    "still never stores the same evaluation twice", err)
+        return None
+
+
+STAGING_NAME = "eval_report.staged"  # beside the report: evaluation runs rolled out but not yet in the store
+
+
+def _evaluate(backend: Any, spec: CheckpointSpec, mode: str, key: str, items: Sequence[Any], recipe: Any,
+              sandbox: Any, samples_per_item: int, families: Mapping[str, Any], progress: bool, *,
+              settings: dict[str, Any], fingerprint: str, version: str | None, backend_name: str, pools: str,
+              force: bool, mlflow_run_id: str | None, dagster_run_id: str) -> tuple[dict[str, Any], list[dict]]:
+    """Roll out one checkpoint in one mode: its eval_runs row and its sample rows."""
+    from .rollout import run_rollouts
+
+    run_id = uuid.uuid4().hex
+    started = _now()
+    t_run = time.perf_counter()
+    trajs = run_rollouts(backend, items, limits=recipe.rollout, sandbox=sandbox, mode=mode,
+                         samples_per_item=samples_per_item, seed=recipe.seed, progress=progress, families=families)
+    duration = time.perf_counter() - t_run
+    rows = sample_rows(run_id, items, trajs, samples_per_item, families)
+    scored = [r["score"] for r in rows if not r["infra_error"] and r["score"] is not None]
+    run = {
+        "run_id": run_id, "eval_key": key, "checkpoint": spec.name, "checkpoint_path": spec.location,
+        "checkpoint_fingerprint": fingerprint, "model_version": version,
+        "mlflow_run_id": mlflow_run_id or "", "dagster_run_id": dagster_run_id,
+        "recipe": recipe.name, "mode": mode, "backend": backend_name, "rollout": settings,
+        "pools": pools, "n_items": len(items), "n_samples": len(rows),
+        "n_infra_errors": sum(1 for r in rows if r["infra_error"]),
+        "accuracy": sum(scored) / len(scored) if scored else None,
+        "forced": bool(force), "started_at": started, "finished_at": _now(), "duration_s": duration,
+    }
+    return run, rows
 
 
 def env_forced() -> bool:

@@ -63,6 +63,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -179,23 +180,58 @@ def db_path(root: Path) -> Path:
     return Path(root) / DB_NAME
 
 
+LOCK_WAIT_ENV = "R1CI_DB_LOCK_WAIT_S"
+DEFAULT_LOCK_WAIT_S = 600.0
+LOOKUP_WAIT_S = 5.0  # a lookup that can be skipped (is this evaluation stored already?) waits only this long
+
+
+class StoreLocked(RuntimeError):
+    """Another process kept the DuckDB file locked for longer than this process was willing to wait."""
+
+
+def lock_wait_s() -> float:
+    """How long to wait for another process's lock on the store: `$R1CI_DB_LOCK_WAIT_S`, else 10 minutes."""
+    raw = os.environ.get(LOCK_WAIT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_LOCK_WAIT_S
+    except ValueError:
+        raise ValueError(f"${LOCK_WAIT_ENV}={raw!r} is not a number of seconds: set it to e.g. 600") from None
+
+
+def _is_lock_error(err: Exception) -> bool:
+    return "lock" in str(err).lower()
+
+
 @contextlib.contextmanager
-def connect(path: Path, read_only: bool = False, retries: int = 40) -> Iterator[Any]:
-    """A short-lived connection; waits (with jitter) while another process holds the file's lock."""
+def connect(path: Path, read_only: bool = False, wait_s: float | None = None) -> Iterator[Any]:
+    """A short-lived connection; waits (with jitter, up to `wait_s`, default `lock_wait_s()`) while another
+    process holds the file's lock, logging what it waits for; then raises `StoreLocked`."""
     import duckdb
 
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    wait_s = lock_wait_s() if wait_s is None else wait_s
+    t0 = time.monotonic()
+    next_log = t0
     delay = 0.05
-    for attempt in range(retries):
+    while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or attempt == retries - 1:
+            if not _is_lock_error(err):
                 raise
-            time.sleep(delay + random.random() * delay)
+            waited = time.monotonic() - t0
+            if waited >= wait_s:
+                raise StoreLocked(f"{path} is still locked by another process after {waited:.0f}s "
+                                  f"({str(err).splitlines()[0]}): close that process (a duckdb CLI, a notebook) "
+                                  f"or raise ${LOCK_WAIT_ENV}") from err
+            if time.monotonic() >= next_log:
+                log.warning("evaluation store %s is locked by another process (%s): waiting for it, %.0fs so far "
+                            "(up to %.0fs, $%s)", path, str(err).splitlines()[0], waited, wait_s, LOCK_WAIT_ENV)
+                next_log = time.monotonic() + 10.0
+            time.sleep(min(delay + random.random() * delay, max(0.01, wait_s - waited)))
             delay = min(delay * 1.6, 2.0)
     try:
         yield con
@@ -217,17 +253,17 @@ def ensure_schema(con: Any) -> None:
         con.execute(sql)
 
 
-def init_db(path: Path) -> Path:
-    with connect(path) as con:
+def init_db(path: Path, wait_s: float | None = None) -> Path:
+    with connect(path, wait_s=wait_s) as con:
         ensure_schema(con)
     return Path(path)
 
 
-def find_run(path: Path, eval_key: str) -> str | None:
+def find_run(path: Path, eval_key: str, wait_s: float | None = None) -> str | None:
     """The latest run_id already stored for `eval_key`, or None."""
     if not Path(path).exists():
         return None
-    with connect(path, read_only=True) as con:
+    with connect(path, read_only=True, wait_s=wait_s) as con:
         row = con.execute("SELECT run_id FROM eval_runs WHERE eval_key = ? ORDER BY started_at DESC LIMIT 1",
                           [eval_key]).fetchone()
     return row[0] if row else None
@@ -252,11 +288,8 @@ class AlreadyStored(RuntimeError):
         self.run_id = run_id
 
 
-def write_run(path: Path, run: dict[str, Any], samples: list[dict[str, Any]], *, force: bool = False) -> str:
-    """Insert one eval_runs row and its samples in ONE transaction; returns the run_id.
-
-    Unless `force`, raises `AlreadyStored` when a run with the same eval_key appeared in the meantime.
-    """
+def frames(run: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The eval_runs row and the samples as DataFrames with the store's column types."""
     import pandas as pd
 
     run = dict(run)
@@ -274,6 +307,20 @@ def write_run(path: Path, run: dict[str, Any], samples: list[dict[str, Any]], *,
             sample_df[name] = sample_df[name].astype("boolean")
         else:
             sample_df[name] = sample_df[name].astype("object")
+    return run_df, sample_df
+
+
+def write_run(path: Path, run: dict[str, Any], samples: list[dict[str, Any]], *, force: bool = False) -> str:
+    """Insert one eval_runs row and its samples in ONE transaction; returns the run_id.
+
+    Unless `force`, raises `AlreadyStored` when a run with the same eval_key appeared in the meantime.
+    """
+    return insert_frames(path, run, frames(run, samples)[1], force=force)
+
+
+def insert_frames(path: Path, run: dict[str, Any], sample_df: Any, *, force: bool = False) -> str:
+    """`write_run` for samples already in a DataFrame of the store's columns (a staged run's)."""
+    run_df = frames(run, [])[0]
     with connect(path) as con:
         ensure_schema(con)
         con.execute("BEGIN TRANSACTION")
