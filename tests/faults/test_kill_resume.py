@@ -1,7 +1,7 @@
 """SIGKILL each long asset mid-way, materialise it again, and compare with the uninterrupted run.
 
 One module-scoped chain is materialised first (the uninterrupted baseline). Then, for teacher_trajectories,
-eval_report, sft_checkpoint and grpo_checkpoint in turn, its resumable state is removed, a real
+eval_report, sft_checkpoint and grpo_checkpoint in turn, its resumable state is removed ($R1CI_FORCE names it, or its finished artifact would be reused as it is), a real
 `dagster asset materialize` (default multiprocess executor: each step is a child process) is started in
 its own process group and SIGKILLed at a random point after its first unit of work reached the disk (a
 shard, a DuckDB run, a trainer checkpoint); the kill point's seed is printed. Checked after the kill: the
@@ -43,6 +43,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
         shutil.copytree(art / name, baseline / name)
     shutil.copy2(Path(env["R1CI_DATA_DIR"]) / "r1ci.duckdb", baseline / "r1ci.duckdb")
     return {"env": env, "root": root, "art": art, "baseline": baseline}
+
+
+def _forced(env: dict, asset: str) -> dict:
+    """`env` with $R1CI_FORCE naming `asset`: run it although its finished artifact could be reused."""
+    return {**env, "R1CI_FORCE": asset}
 
 
 def _rng(seed: int, name: str) -> random.Random:
@@ -91,6 +96,7 @@ def test_teacher_trajectories_killed_midway_resumes_to_the_same_dataset(chain: d
     env, art, baseline = chain["env"], chain["art"], chain["baseline"]
     shards = art / "teacher_trajectories.shards"
     shutil.rmtree(shards)  # from scratch: the baseline's shards would make the run a no-op
+    env = _forced(env, "teacher_trajectories")  # its finished artifact would be reused as it is
     kill_midway(env, "teacher_trajectories", lambda: len(list(shards.glob("shard-*.parquet"))), total=10,
                 margin=2, rng=_rng(seed, "teacher"), log=chain["root"] / "teacher_kill.log")
 
@@ -120,6 +126,7 @@ def test_ctrl_c_during_r1ci_run_stops_cleanly_and_resumes(chain: dict, seed: int
     env, art, baseline = chain["env"], chain["art"], chain["baseline"]
     shards = art / "teacher_trajectories.shards"
     shutil.rmtree(shards)
+    env = _forced(env, "teacher_trajectories")
     rng = _rng(seed, "ctrl-c")
     target = rng.randint(1, 8)
     exe = Path(sys.executable).with_name("r1ci")
@@ -242,6 +249,7 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(chain: dict, se
     env, art, baseline = chain["env"], chain["art"], chain["baseline"]
     work = art / f"{asset}.work"
     shutil.rmtree(work)  # from scratch: the baseline's last checkpoint would make the run a no-op
+    env = _forced(env, asset)  # its finished checkpoint would be reused as it is
     before = latest_metadata(env, asset)
     kill_midway(env, asset, lambda: _last_step(work), total=steps, rng=_rng(seed, asset),
                 log=chain["root"] / f"{asset}_kill.log")
