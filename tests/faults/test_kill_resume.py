@@ -1,8 +1,8 @@
 """SIGKILL each long asset mid-way, materialise it again, and compare with the uninterrupted run.
 
 One module-scoped chain is materialised first (the uninterrupted baseline). Then, for teacher_trajectories,
-eval_report, sft_checkpoint and grpo_checkpoint in turn, its resumable state is removed ($R1CI_FORCE names it, or its finished artifact would be reused as it is), a real
-`dagster asset materialize` (default multiprocess executor: each step is a child process) is started in
+eval_report, sft_checkpoint and grpo_checkpoint in turn, its resumable state is removed ($R1CI_FORCE names it,
+or its finished artifact would be reused as it is), a real `dagster asset materialize` (default multiprocess executor: each step is a child process) is started in
 its own process group and SIGKILLed at a random point after its first unit of work reached the disk (a
 shard, a DuckDB run, a trainer checkpoint); the kill point's seed is printed. Checked after the kill: the
 previous artifact is intact and every file under a final name is valid. Checked after the next
