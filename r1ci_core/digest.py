@@ -6,6 +6,7 @@ other runs or timestamps, so a re-run that reproduces the same inputs finds the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable
@@ -71,10 +72,18 @@ def checkpoint_fingerprint(path: str | Path) -> str:
 
 
 def items_digest(items: Iterable[Any]) -> str:
-    """A hash of task items' content (id, family, pool, question, gold answer, metadata), in their order."""
+    """A hash of task items' content (id, family, source, split, pool, question, gold answer, metadata), in
+    their order. Dataclass fields are read directly (`dataclasses.asdict` deep-copies: seconds per corpus)."""
     h = hashlib.sha256()
     for it in items:
-        row = it.to_row() if hasattr(it, "to_row") else it
+        if isinstance(it, dict):
+            row = it
+        elif dataclasses.is_dataclass(it):
+            row = {f.name: getattr(it, f.name) for f in dataclasses.fields(it)}
+            if isinstance(row.get("metadata"), dict):  # as `Item.to_row` writes it
+                row["metadata"] = json.dumps(row["metadata"], sort_keys=True)
+        else:
+            row = it.to_row()
         h.update(json.dumps(row, sort_keys=True, default=str).encode())
         h.update(b"\n")
     return h.hexdigest()[:20]

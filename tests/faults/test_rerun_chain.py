@@ -35,7 +35,8 @@ def _last_finished(env: dict, asset: str):
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}  # not locks
 
 
 def _last_step(work: Path) -> int:
