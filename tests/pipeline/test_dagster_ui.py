@@ -130,8 +130,12 @@ def test_reward_curve_is_the_evaluated_grpo_runs(ui_run: dict, monkeypatch: pyte
 
     from r1ci_core.evaluation import grpo_reward_curve
 
+    import mlflow
+
     uri = ui_run["env"]["MLFLOW_TRACKING_URI"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an earlier test in this process may have set a tracking URI, which outranks the environment
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
     client = MlflowClient(uri)
     grpo_run = ui_run["mat"]["grpo_checkpoint"].metadata["mlflow_run_id"].value
     expected = [m.value for m in sorted(client.get_metric_history(grpo_run, "reward"), key=lambda m: m.step)]
