@@ -126,11 +126,10 @@ def test_core_info_lines_reach_the_run_page(ui_run: dict) -> None:
 
 def test_reward_curve_is_the_evaluated_grpo_runs(ui_run: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another GRPO run logged later (another recipe) does not replace the evaluated model's curve."""
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     from r1ci_core.evaluation import grpo_reward_curve
-
-    import mlflow
 
     uri = ui_run["env"]["MLFLOW_TRACKING_URI"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

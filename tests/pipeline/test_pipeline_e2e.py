@@ -99,11 +99,22 @@ def test_report_names_each_checkpoint_accuracy(full_run: dict[str, str]) -> None
 
 
 def test_grpo_checkpoint_rematerialises_alone(full_run: dict[str, str]) -> None:
-    out = materialize(full_run, "grpo_checkpoint")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    """Alone with nothing changed it reuses the finished run; forced ($R1CI_FORCE) it trains a new one
+    on the same SFT run."""
     client = _mlflow(full_run)
     experiment = client.get_experiment_by_name("r1ci")
-    grpo = client.search_runs([experiment.experiment_id], filter_string="tags.`dagster.asset_key` = 'grpo_checkpoint'")
+
+    def grpo_runs() -> list:
+        return client.search_runs([experiment.experiment_id],
+                                  filter_string="tags.`dagster.asset_key` = 'grpo_checkpoint'")
+
+    out = materialize(full_run, "grpo_checkpoint")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert len(grpo_runs()) == 1
+    assert len(client.search_model_versions("name='r1ci-reduced-grpo'")) == 1
+    out = materialize({**full_run, "R1CI_FORCE": "grpo_checkpoint"}, "grpo_checkpoint")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    grpo = grpo_runs()
     assert len(grpo) == 2 and all(r.info.status == "FINISHED" for r in grpo)
     sft_run = client.search_runs([experiment.experiment_id],
                                  filter_string="tags.`dagster.asset_key` = 'sft_checkpoint'")[0].info.run_id
