@@ -441,6 +441,9 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return _record(StageResult(str(out), run.info.run_id, meta), key)
 
 
+CHECKPOINT_ASSETS = {"base": "base_model", "sft": "sft_checkpoint", "grpo": "grpo_checkpoint"}  # eval name -> asset
+
+
 def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,
                 force: bool = False) -> StageResult:
     """Evaluate the checkpoints (see `evaluation.run_evaluation`) and write the report.
@@ -455,7 +458,8 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
     from .evaluation import env_forced, grpo_reward_curve, run_evaluation
 
     ecfg = ctx.recipe.eval
-    upstream = {"task_corpus": corpus.mlflow_run_id, **{f"{k}_checkpoint": v.mlflow_run_id for k, v in checkpoints.items()}}
+    upstream = {"task_corpus": corpus.mlflow_run_id, **{CHECKPOINT_ASSETS.get(k, k): v.mlflow_run_id
+                                                        for k, v in checkpoints.items()}}
     items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
     evaluated = {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints}
     key = _stage_key(ctx, "eval_report", eval=ecfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
