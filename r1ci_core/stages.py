@@ -571,7 +571,7 @@ def _runs_stored(ctx: StageContext) -> Any:
     from . import store
 
     def valid(result: StageResult) -> bool:
-        run_ids = list(result.metadata.get("run_ids") or [])
+        run_ids = [*(result.metadata.get("run_ids") or []), *(result.metadata.get("sampled_run_ids") or [])]
         missing = store.missing_runs(store.db_path(ctx.root), run_ids)
         if missing:
             log.info("eval_report: %d of its %d evaluation runs are no longer stored: evaluating again",
