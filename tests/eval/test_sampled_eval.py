@@ -24,6 +24,7 @@ from r1ci_core.tasks import Item
 from r1ci_core.trajectory import Execution, Trajectory
 
 SAMPLES = 3
+TEMPERATURE = 1.0
 
 
 # ---------------------------------------------------------------------------------------- the estimator
@@ -134,14 +135,24 @@ def test_samples_without_temperature_is_a_clear_error():
 
 # ---------------------------------------------------------------------------------------- a real sampled evaluation
 @pytest.fixture(scope="module")
-def sampled(eval_env, eval_items, tiny_checkpoints, sandbox):
+def policy(tmp_path_factory, eval_items) -> dict[str, str]:
+    """A tiny policy taught every question: right when greedy, right only sometimes at temperature 1."""
+    from r1ci_core.rollout.tiny import make_tiny_policy
+
+    path = tmp_path_factory.mktemp("taught") / "sft"
+    make_tiny_policy(path, eval_items, n_teach=len(eval_items), steps=150)
+    return {"sft": str(path)}
+
+
+@pytest.fixture(scope="module")
+def sampled(eval_env, eval_items, policy, sandbox):
     from r1ci_core.config import load_recipe
     from r1ci_core.stages import StageContext
 
-    recipe = load_recipe("tiny", {"rollout.max_new_tokens": 64, "rollout.max_turns": 2, "eval.modes": ["autonomous"],
-                                  "eval.checkpoints": ["sft"], "eval.samples": SAMPLES, "eval.temperature": 1.0})
+    recipe = load_recipe("tiny", {"rollout.max_new_tokens": 160, "rollout.max_turns": 3, "eval.modes": ["autonomous"],
+                                  "eval.checkpoints": ["sft"], "eval.samples": SAMPLES, "eval.temperature": TEMPERATURE})
     ctx = StageContext(recipe=recipe, root=eval_env / "data")
-    result = run_evaluation(ctx, eval_items, {"sft": tiny_checkpoints["sft"]}, sandbox)
+    result = run_evaluation(ctx, eval_items, policy, sandbox)
     return ctx, result
 
 
@@ -156,12 +167,13 @@ def test_sampled_run_stores_n_rows_per_question_beside_the_greedy_one(sampled, e
     greedy, rows = _samples(ctx, headline), _samples(ctx, rid)
     assert len(greedy) == len(eval_items) and set(greedy["sample_idx"]) == {0}
     assert len(rows) == SAMPLES * len(eval_items)
-    assert rows.groupby("question_id")["sample_idx"].apply(sorted).map(tuple).eq(tuple(range(SAMPLES))).all()
+    assert {q: sorted(g) for q, g in rows.groupby("question_id")["sample_idx"]} == {
+        it.id: list(range(SAMPLES)) for it in eval_items}
     # sampled at temperature 1: some question got different answers across its samples
     assert (rows.groupby("question_id")["messages"].nunique() > 1).any()
     runs = store.query(store.db_path(ctx.root), "SELECT run_id, decoding, temperature, samples_per_item "
                        "FROM eval_run_accuracy WHERE list_contains(?, run_id)", [[headline, rid]]).set_index("run_id")
-    assert runs.loc[headline].tolist() == ["greedy", 0.0, 1] and runs.loc[rid].tolist() == ["sampled", 1.0, SAMPLES]
+    assert runs.loc[headline].tolist() == ["greedy", 0.0, 1] and runs.loc[rid].tolist() == ["sampled", TEMPERATURE, SAMPLES]
 
 
 def test_views_on_the_sampled_run(sampled):
@@ -171,6 +183,9 @@ def test_views_on_the_sampled_run(sampled):
     view = store.query(store.db_path(ctx.root), "SELECT * FROM eval_pass_at_k WHERE run_id = ? ORDER BY k", [rid])
     assert list(view["k"]) == list(range(1, SAMPLES + 1))
     assert view["pass_at_k"].is_monotonic_increasing  # pass@1 <= pass@2 <= pass@3
+    headline = store.query(store.db_path(ctx.root), "SELECT accuracy FROM eval_run_accuracy WHERE run_id = ?",
+                           [result["run_ids"][0]])["accuracy"][0]
+    assert 0 < view["pass_at_k"].iloc[0] < view["pass_at_k"].iloc[-1] and headline == 1.0  # a real spread
     per_q = {q: list(g["score"]) for q, g in rows.groupby("question_id")}
     for r in view.itertuples():
         assert r.pass_at_k == pytest.approx(_expected(per_q, r.k)[0])
@@ -189,7 +204,7 @@ def test_report_names_greedy_and_sampled_figures(sampled):
     _, result = sampled
     md = Path(result["report_path"]).read_text()
     assert "headline: greedy decoding, one answer per question (temperature 0)" in md
-    assert "## Sampled evaluation: pass@k" in md and f"| T=1, n={SAMPLES} |" in md
+    assert "## Sampled evaluation: pass@k" in md and f"| T={TEMPERATURE:g}, n={SAMPLES} |" in md
     assert f"| pass@1 | pass@2 | pass@{SAMPLES} | avg@n |" in md
     pass_n = result["pass_at_k"]["sft"]["autonomous"][f"pass@{SAMPLES}"]
     assert f"{100 * pass_n:.1f} [" in md
@@ -197,11 +212,11 @@ def test_report_names_greedy_and_sampled_figures(sampled):
     assert "Sampled evaluation: pass@k" in html and "Reward-hacking audit" in html
 
 
-def test_sampled_runs_reproduce_and_are_reused(sampled, eval_items, tiny_checkpoints, sandbox):
+def test_sampled_runs_reproduce_and_are_reused(sampled, eval_items, policy, sandbox):
     ctx, first = sampled
-    again = run_evaluation(ctx, eval_items, {"sft": tiny_checkpoints["sft"]}, sandbox)
+    again = run_evaluation(ctx, eval_items, policy, sandbox)
     assert again["new_run_ids"] == [] and again["sampled_run_ids"] == first["sampled_run_ids"]
-    forced = run_evaluation(ctx, eval_items, {"sft": tiny_checkpoints["sft"]}, sandbox, force=True)
+    forced = run_evaluation(ctx, eval_items, policy, sandbox, force=True)
     a, b = _samples(ctx, first["sampled_run_ids"][0]), _samples(ctx, forced["sampled_run_ids"][0])
     assert forced["sampled_run_ids"] != first["sampled_run_ids"]
     cols = ["question_id", "sample_idx", "answer", "score", "messages"]
