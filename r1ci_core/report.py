@@ -4,8 +4,9 @@ Files in the report folder (``<data>/<recipe>/eval_report/``):
 
 * ``report.md`` — the paper-style table (checkpoint × mode rows; per-source accuracy, macro average over
   families, overall accuracy with its 95 % Wilson interval), accuracy per pool, behaviour figures (code
-  use, turns, code calls, code error/timeout/trivial-code rates, tokens, latency, infra errors) and
-  accuracy per family.
+  use, turns, code calls, code error/timeout/trivial-code/hard-coded rates, tokens, latency, infra errors) and
+  accuracy per family; with sampled runs, pass@k and avg@n (overall and per family) beside the greedy
+  headline; the reward-hacking audit (hard-coded answers per family).
 * ``report.html`` — the same tables with the plots embedded (data URIs: the file stands alone, also in
   the MLflow artifact viewer).
 * ``per_family.png`` (per-family accuracy of each checkpoint), ``code_use_vs_accuracy.png``,

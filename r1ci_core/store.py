@@ -41,6 +41,8 @@ held-out question of a training family), question, gold, answer (text inside ``<
 score (DOUBLE in [0, 1]; NULL for infra errors), parseable, infra_error (BOOLEAN), finish_reason,
 n_turns, n_code_calls, used_code (BOOLEAN), n_code_errors (executions with a non-zero exit),
 n_timeouts, n_trivial_code (blocks that only print constants), trivial_code (every block trivial),
+hardcoded_answer (the code printed the final answer as a literal the question does not contain, see
+`r1ci_core.audit`; NULL in rows stored before the audit),
 n_gen_tokens (policy tokens; estimated at 4 characters a token for text-level backends),
 n_total_tokens, gen_time_s, exec_time_s, latency_s (= gen + exec), trajectory (JSON: the full
 `Trajectory.to_row()`).
@@ -49,10 +51,17 @@ Views (infra-error samples are excluded from accuracy and counted in ``n_infra``
 -----------------------------------------------------------------------------------
 ``eval_family_accuracy``  per run × family (+ source, pool): n, n_infra, accuracy, ci_low, ci_high
                           (Wilson 95 %), code_use_ratio, mean_turns, mean_code_calls, code_error_rate,
-                          timeout_rate, trivial_code_rate, mean_gen_tokens, mean_latency_s, with the
-                          run's checkpoint, mode, recipe and started_at.
+                          timeout_rate, trivial_code_rate, n_hardcoded, hardcoded_rate (of the samples that
+                          ran code), mean_gen_tokens, mean_latency_s, with the run's checkpoint, mode,
+                          recipe, started_at, decoding (``greedy``: temperature 0 and one sample per question;
+                          else ``sampled``), temperature and samples_per_item.
 ``eval_source_accuracy``  the same per run × source.
 ``eval_run_accuracy``     the same per run (overall).
+``eval_pass_at_k``        per sampled run × k (1..n): n_questions, n_samples, pass_at_k (unbiased estimator,
+                          a sample is correct at score 1), ci_low, ci_high, avg_at_n (mean score of the
+                          samples, averaged over questions), avg_ci_low, avg_ci_high; 95 % percentile
+                          intervals from `BOOTSTRAP_REPLICATES` resamplings of the questions, seeded.
+``eval_family_pass_at_k`` the same per sampled run × family (+ source, pool) × k.
 
 Each run's ``eval_runs`` row and all its samples are written in one transaction: a crash leaves no
 partial run. Nothing is updated or deleted.
