@@ -185,6 +185,10 @@ class EvalConfig(_Section):
     modes_by_checkpoint: dict[str, list[Mode]] = Field(default_factory=dict)
     pools: list[Literal["test_seen", "test_unseen"]] = Field(default_factory=lambda: ["test_seen", "test_unseen"])
     max_infra_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    # sampled evaluation, beside the greedy headline: with temperature > 0 every checkpoint and mode is also
+    # rolled out `samples` times per question at that temperature (seeded by the recipe's seed): pass@k, avg@n
+    samples: PositiveInt = Field(default=1, description="samples per question of the sampled evaluation (n)")
+    temperature: float = Field(default=0.0, ge=0.0, description="its sampling temperature; 0 = greedy only")
 
     @model_validator(mode="after")
     def _known_checkpoints(self) -> EvalConfig:
@@ -192,6 +196,9 @@ class EvalConfig(_Section):
         if unknown:
             raise ValueError(f"eval.modes_by_checkpoint names {unknown}, which eval.checkpoints "
                              f"{self.checkpoints} does not evaluate")
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(f"eval.samples: {self.samples} with eval.temperature: 0 repeats one greedy answer; "
+                             "set eval.temperature > 0 (e.g. 0.7) for a sampled evaluation, or eval.samples: 1")
         return self
 
     def modes_for(self, checkpoint: str) -> list[str]:

@@ -26,11 +26,12 @@ import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import store, store_staging
+from .audit import hardcoded_answer
 from .digest import checkpoint_fingerprint
 from .metrics import sample_figures, two_proportion_test
 
@@ -134,13 +135,14 @@ def items_fingerprint(items: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:20]
 
 
-def rollout_settings(recipe: Any, samples_per_item: int, backend: str) -> dict[str, Any]:
+def rollout_settings(limits: Any, seed: int, samples_per_item: int, backend: str) -> dict[str, Any]:
+    """The settings an evaluation run is keyed on (and stores in ``eval_runs.rollout``)."""
     from .chat import PROMPT_VERSION
 
-    limits = {k: v for k, v in recipe.rollout.model_dump().items() if k not in _KEY_EXCLUDED_ROLLOUT}
-    limits["backend"] = backend
-    return {"limits": limits, "seed": recipe.seed, "samples_per_item": samples_per_item,
-            "prompt_version": PROMPT_VERSION, "batch_size": recipe.rollout.batch_size}
+    keyed = {k: v for k, v in limits.model_dump().items() if k not in _KEY_EXCLUDED_ROLLOUT}
+    keyed["backend"] = backend
+    return {"limits": keyed, "seed": seed, "samples_per_item": samples_per_item,
+            "prompt_version": PROMPT_VERSION, "batch_size": limits.batch_size}
 
 
 def eval_key(fingerprint: str, items_fp: str, mode: str, settings: Mapping[str, Any]) -> str:
@@ -179,6 +181,7 @@ def sample_rows(run_id: str, items: Sequence[Any], trajs: Sequence[Any], samples
             "gen_time_s": float(traj.gen_time_s),
             "exec_time_s": float(traj.exec_time_s),
             "trajectory": _trajectory_json(traj),
+            "hardcoded_answer": hardcoded_answer(traj, item.question),
             **sample_figures(traj),
         })
     return rows
@@ -198,6 +201,72 @@ def _now() -> dt.datetime:
 
 
 # ---------------------------------------------------------------------------------------- main entry
+@dataclass(frozen=True)
+class Decoding:
+    """How the runs of one evaluation sample: the headline (one answer per question with the rollout
+    limits as they are: greedy by default) or the sampled runs behind pass@k (``eval.samples`` answers per
+    question at ``eval.temperature``)."""
+
+    name: str  # "headline" / "sampled"
+    limits: Any  # RolloutConfig
+    samples: int
+
+
+def decodings(recipe: Any) -> list[Decoding]:
+    """The headline decoding, and with ``eval.temperature`` > 0 the sampled one."""
+    out = [Decoding("headline", recipe.rollout, 1)]
+    if recipe.eval.temperature > 0:
+        limits = recipe.rollout.model_copy(update={"temperature": recipe.eval.temperature})
+        out.append(Decoding("sampled", limits, recipe.eval.samples))
+    return out
+
+
+@dataclass
+class _Target:
+    """One checkpoint as evaluated: its spec, content fingerprint, model version and backend name."""
+
+    spec: CheckpointSpec
+    fingerprint: str
+    version: str | None
+    backend_name: str
+
+
+@dataclass
+class _Job:
+    """One `run_evaluation` call: what all its runs share, and the run ids they produce or reuse."""
+
+    ctx: Any
+    items: list[Any]
+    sandbox: Any
+    families: Mapping[str, Any]
+    db: Path
+    force: bool
+    progress: bool
+    mlflow_run_id: str | None
+    run_ids: list[str] = field(default_factory=list)  # headline runs
+    sampled_run_ids: list[str] = field(default_factory=list)
+    new_ids: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    from_staged: list[str] = field(default_factory=list)  # inserted from files an earlier attempt staged
+    by_checkpoint: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def recipe(self) -> Any:
+        return self.ctx.recipe
+
+    @property
+    def staging(self) -> Path:
+        return self.ctx.artifact(STAGING_NAME)
+
+    @property
+    def items_fp(self) -> str:
+        return items_fingerprint(self.items)
+
+    @property
+    def pools(self) -> str:
+        return ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in self.items}))
+
+
 def run_evaluation(
     ctx: Any,
     items: Sequence[Any],
@@ -207,7 +276,6 @@ def run_evaluation(
     mlflow_run_id: str | None = None,
     modes: Sequence[str] | None = None,
     force: bool = False,
-    samples_per_item: int = 1,
     families: Mapping[str, Any] | None = None,
     progress: bool = False,
     reward_curve: Sequence[float] | None = None,
@@ -220,121 +288,152 @@ def run_evaluation(
     """Evaluate every checkpoint in every mode of ``ctx.recipe.eval`` on `items`; store, report, log.
 
     `checkpoints` maps names (``base``/``sft``/``grpo``) to folders (or ``models:/`` / ``openai:`` specs).
-    A (checkpoint content, items, mode, rollout settings) combination already in the store is not run
-    again unless `force` (or ``$R1CI_EVAL_FORCE=1``); its stored run is reported. Returns the report's figures (see the module doc
+    Each checkpoint × mode gets a headline run (one answer per question) and, with ``eval.temperature`` > 0,
+    a sampled run (``eval.samples`` answers per question) for pass@k. A (checkpoint content, items, mode,
+    rollout settings) combination already in the store is not run again unless `force` (or
+    ``$R1CI_EVAL_FORCE=1``); its stored run is reported. Returns the report's figures (see the module doc
     of `r1ci_core.report` for the files): report_path, html_path, markdown_table, plot_path, plots,
-    accuracy {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}},
-    n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}, duration_s, run_ids, new_run_ids,
-    reused_run_ids, db_path.
+    accuracy {checkpoint: {mode: acc}}, family_accuracy {checkpoint: {mode: {family: acc}}}, pass_at_k
+    {checkpoint: {mode: {"pass@k"/"avg@n": value}}}, n_samples, n_infra_errors, infra_errors {checkpoint:
+    {mode: n}}, duration_s, run_ids (headline), sampled_run_ids, new_run_ids, reused_run_ids, db_path.
 
     `recipe_entries=False` evaluates only `checkpoints` (not the recipe's ``models:/``/``openai:`` entries);
     the report goes to `out_dir` (default ``<data>/<recipe>/eval_report``), also shows the stored runs
     `extra_report_run_ids`, and with `version_labels` names pipeline checkpoints by their model version.
     """
-    from .report import build_report
-    from .tasks import registry
-
     t0 = time.perf_counter()
-    force = force or env_forced()
-    recipe = ctx.recipe
-    ecfg = recipe.eval
-    families = families if families is not None else registry()
-    unique: dict[str, Any] = {}
-    for it in items:
-        unique.setdefault(it.id, it)
-    items = list(unique.values())
-    if not items:
-        raise ValueError("no evaluation items: the corpus has no question in the pools "
-                         f"{list(ecfg.pools)} (check tasks.n_test_seen / n_test_unseen)")
+    job = _start(ctx, items, sandbox, families=families, force=force, progress=progress,
+                 mlflow_run_id=mlflow_run_id)
+    ecfg = ctx.recipe.eval
     specs = resolve_checkpoints(checkpoints, ecfg.checkpoints if recipe_entries else ())
     if not specs and not extra_report_run_ids:
         raise ValueError("no checkpoint to evaluate: eval.checkpoints names none of the pipeline's checkpoints")
-    _use_tracking_store(recipe)
+    for spec in specs:
+        _evaluate_checkpoint(job, spec, list(modes) if modes else ecfg.modes_for(spec.name))
+    out_dir = Path(out_dir) if out_dir is not None else ctx.artifact("eval_report")
+    return _finish(job, t0, out_dir, title=title, reward_curve=reward_curve,
+                   extra_report_run_ids=extra_report_run_ids, version_labels=version_labels)
+
+
+def _start(ctx: Any, items: Sequence[Any], sandbox: Any, *, families: Mapping[str, Any] | None, force: bool,
+           progress: bool, mlflow_run_id: str | None) -> _Job:
+    """The questions (each once), the tracking store and the DuckDB store set up for one evaluation."""
+    from .tasks import registry
+
+    unique: dict[str, Any] = {}
+    for it in items:
+        unique.setdefault(it.id, it)
+    if not unique:
+        raise ValueError("no evaluation items: the corpus has no question in the pools "
+                         f"{list(ctx.recipe.eval.pools)} (check tasks.n_test_seen / n_test_unseen)")
+    _use_tracking_store(ctx.recipe)
     db = store.db_path(ctx.root)
     try:
         store.init_db(db, wait_s=store.LOOKUP_WAIT_S)
     except store.StoreLocked as err:  # rollouts go on; their insert waits for the store
         log.warning("evaluation: %s; evaluating anyway, each run is staged and inserted when the store is free", err)
-    items_fp = items_fingerprint(items)
-    pools = ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in items}))
-    run_ids: list[str] = []
-    new_ids: list[str] = []
-    reused: list[str] = []
-    from_staged: list[str] = []  # inserted from files an earlier attempt staged (its insert failed)
-    staging = ctx.artifact(STAGING_NAME)
+    return _Job(ctx=ctx, items=list(unique.values()), sandbox=sandbox,
+                families=families if families is not None else registry(), db=db, force=force or env_forced(),
+                progress=progress, mlflow_run_id=mlflow_run_id)
 
-    by_checkpoint: dict[str, list[str]] = {}
-    for spec in specs:
-        fingerprint = checkpoint_fingerprint(spec.path) if spec.kind == "path" else f"openai:{spec.model}@{spec.path}"
-        backend_name = "openai" if spec.kind == "openai" else (
-            recipe.rollout.backend if recipe.rollout.backend != "openai" else "transformers")
-        settings = rollout_settings(recipe, samples_per_item, backend_name)
-        version = _registered_version(spec, recipe.name, fingerprint)
-        backend = None
-        try:
-            first = len(run_ids)
-            for mode in (list(modes) if modes else ecfg.modes_for(spec.name)):
-                key = eval_key(fingerprint, items_fp, mode, settings)
-                staged = store_staging.find_staged(staging, key)
-                if staged is None and not force:
-                    existing = _stored_run(db, key)
-                    if existing:
-                        log.info("eval %s/%s already stored as run %s: not run again", spec.name, mode, existing)
-                        run_ids.append(existing)
-                        reused.append(existing)
-                        continue
-                resumed = staged is not None
-                if resumed:
-                    log.info("eval %s/%s: rollouts of run %s were staged in %s by an earlier attempt and not "
-                             "stored: inserting them, nothing rolled out again", spec.name, mode,
-                             staged.run["run_id"], staged.path)
-                    run = staged.run
-                else:
-                    if backend is None:
-                        backend = _make_backend(spec, recipe)
-                    run, rows = _evaluate(backend, spec, mode, key, items, recipe, sandbox, samples_per_item,
-                                          families, progress, settings=settings, fingerprint=fingerprint,
-                                          version=version, backend_name=backend_name, pools=pools, force=force,
-                                          mlflow_run_id=mlflow_run_id, dagster_run_id=getattr(ctx, "dagster_run_id", ""))
-                    staged = store_staging.stage_run(staging, run, rows)
-                try:
-                    run_id, inserted = store_staging.insert_staged(db, staged)
-                except store.StoreLocked as err:
-                    raise store.StoreLocked(f"{err}. The rollouts of eval {spec.name}/{mode} are kept in "
-                                            f"{staged.path}: the next run inserts them without rolling out "
-                                            "again") from err
-                run_ids.append(run_id)
-                (new_ids if inserted else reused).append(run_id)
-                if resumed and inserted:
-                    from_staged.append(run_id)
-                log.info("eval %s/%s: accuracy %s over %d samples (%d infra errors), run %s", spec.name, mode,
-                         run["accuracy"], run["n_samples"], run["n_infra_errors"], run_id)
-            by_checkpoint[spec.name] = run_ids[first:]
-        finally:
-            if backend is not None:
-                close = getattr(backend, "close", None)
-                if callable(close):
-                    close()
-                del backend
-                gc.collect()
 
-    _warn_infra(db, run_ids, ecfg.max_infra_error_rate)
-    out_dir = Path(out_dir) if out_dir is not None else ctx.artifact("eval_report")
-    report = build_report(db, [*run_ids, *extra_report_run_ids], out_dir,
-                          title=title or f"r1ci evaluation — recipe {recipe.name}",
-                          reward_curve=reward_curve, recipe=recipe.name, version_labels=version_labels)
+class _LazyBackend:
+    """The checkpoint's backend, loaded on the first rollout (never when every run is already stored)."""
+
+    def __init__(self, spec: CheckpointSpec, recipe: Any):
+        self.spec, self.recipe, self.backend = spec, recipe, None
+
+    def get(self) -> Any:
+        if self.backend is None:
+            self.backend = _make_backend(self.spec, self.recipe)
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            close = getattr(self.backend, "close", None)
+            if callable(close):
+                close()
+            self.backend = None
+            gc.collect()
+
+
+def _evaluate_checkpoint(job: _Job, spec: CheckpointSpec, modes: Sequence[str]) -> None:
+    """Every mode × decoding of one checkpoint, on one backend that is closed at the end."""
+    recipe = job.recipe
+    fingerprint = checkpoint_fingerprint(spec.path) if spec.kind == "path" else f"openai:{spec.model}@{spec.path}"
+    backend_name = "openai" if spec.kind == "openai" else (
+        recipe.rollout.backend if recipe.rollout.backend != "openai" else "transformers")
+    target = _Target(spec, fingerprint, _registered_version(spec, recipe.name, fingerprint), backend_name)
+    backend = _LazyBackend(spec, recipe)
+    headline: list[str] = []
+    try:
+        for mode in modes:
+            for decoding in decodings(recipe):
+                run_id = _evaluate_mode(job, target, mode, decoding, backend)
+                (headline if decoding.name == "headline" else job.sampled_run_ids).append(run_id)
+    finally:
+        backend.close()
+    job.run_ids += headline
+    job.by_checkpoint[spec.name] = headline
+
+
+def _evaluate_mode(job: _Job, target: _Target, mode: str, decoding: Decoding, backend: _LazyBackend) -> str:
+    """One run: reused from the store, inserted from an earlier attempt's staged file, or rolled out."""
+    spec = target.spec
+    settings = rollout_settings(decoding.limits, job.recipe.seed, decoding.samples, target.backend_name)
+    key = eval_key(target.fingerprint, job.items_fp, mode, settings)
+    label = f"{spec.name}/{mode}" + ("" if decoding.name == "headline" else f" ({decoding.samples} samples)")
+    staged = store_staging.find_staged(job.staging, key)
+    if staged is None and not job.force:
+        existing = _stored_run(job.db, key)
+        if existing:
+            log.info("eval %s already stored as run %s: not run again", label, existing)
+            job.reused.append(existing)
+            return existing
+    resumed = staged is not None
+    if staged is not None:
+        log.info("eval %s: rollouts of run %s were staged in %s by an earlier attempt and not stored: inserting "
+                 "them, nothing rolled out again", label, staged.run["run_id"], staged.path)
+    else:
+        run, rows = _evaluate(job, target, mode, decoding, key, settings, backend.get())
+        staged = store_staging.stage_run(job.staging, run, rows)
+    try:
+        run_id, inserted = store_staging.insert_staged(job.db, staged)
+    except store.StoreLocked as err:
+        raise store.StoreLocked(f"{err}. The rollouts of eval {label} are kept in {staged.path}: the next run "
+                                "inserts them without rolling out again") from err
+    (job.new_ids if inserted else job.reused).append(run_id)
+    if resumed and inserted:
+        job.from_staged.append(run_id)
+    run = staged.run
+    log.info("eval %s: accuracy %s over %d samples (%d infra errors), run %s", label, run["accuracy"],
+             run["n_samples"], run["n_infra_errors"], run_id)
+    return run_id
+
+
+def _finish(job: _Job, t0: float, out_dir: Path, *, title: str | None, reward_curve: Sequence[float] | None,
+            extra_report_run_ids: Sequence[str], version_labels: bool) -> dict[str, Any]:
+    """Warn on infra errors, write the report, log it to MLflow; the evaluation's figures."""
+    from .report import build_report
+
+    recipe = job.recipe
+    _warn_infra(job.db, job.run_ids + job.sampled_run_ids, recipe.eval.max_infra_error_rate)
+    report = build_report(job.db, [*job.run_ids, *extra_report_run_ids], out_dir,
+                          title=title or f"r1ci evaluation — recipe {recipe.name}", reward_curve=reward_curve,
+                          recipe=recipe.name, version_labels=version_labels, sampled_run_ids=job.sampled_run_ids)
     result = {
         **report,
         "n_samples": int(report.get("n_samples", 0)),
         "duration_s": round(time.perf_counter() - t0, 3),
-        "run_ids": run_ids,
-        "checkpoint_run_ids": by_checkpoint,  # {checkpoint: its run ids, one per mode}
-        "new_run_ids": new_ids,
-        "reused_run_ids": reused,
-        "staged_inserted_run_ids": from_staged,
-        "db_path": str(db),
+        "run_ids": job.run_ids,
+        "sampled_run_ids": job.sampled_run_ids,
+        "checkpoint_run_ids": job.by_checkpoint,  # {checkpoint: its headline run ids, one per mode}
+        "new_run_ids": job.new_ids,
+        "reused_run_ids": job.reused,
+        "staged_inserted_run_ids": job.from_staged,
+        "db_path": str(job.db),
     }
-    _log_to_mlflow(result, out_dir, mlflow_run_id)
+    _log_to_mlflow(result, out_dir, job.mlflow_run_id)
     return result
 
 
@@ -351,30 +450,30 @@ def _stored_run(db: Path, key: str) -> str | None:
 STAGING_NAME = "eval_report.staged"  # beside the report: evaluation runs rolled out but not yet in the store
 
 
-def _evaluate(backend: Any, spec: CheckpointSpec, mode: str, key: str, items: Sequence[Any], recipe: Any,
-              sandbox: Any, samples_per_item: int, families: Mapping[str, Any], progress: bool, *,
-              settings: dict[str, Any], fingerprint: str, version: str | None, backend_name: str, pools: str,
-              force: bool, mlflow_run_id: str | None, dagster_run_id: str) -> tuple[dict[str, Any], list[dict]]:
-    """Roll out one checkpoint in one mode: its eval_runs row and its sample rows."""
+def _evaluate(job: _Job, target: _Target, mode: str, decoding: Decoding, key: str, settings: dict[str, Any],
+              backend: Any) -> tuple[dict[str, Any], list[dict]]:
+    """Roll out one checkpoint in one mode and decoding: its eval_runs row and its sample rows."""
     from .rollout import run_rollouts
 
+    recipe, spec = job.recipe, target.spec
     run_id = uuid.uuid4().hex
     started = _now()
     t_run = time.perf_counter()
-    trajs = run_rollouts(backend, items, limits=recipe.rollout, sandbox=sandbox, mode=mode,
-                         samples_per_item=samples_per_item, seed=recipe.seed, progress=progress, families=families)
+    trajs = run_rollouts(backend, job.items, limits=decoding.limits, sandbox=job.sandbox, mode=mode,
+                         samples_per_item=decoding.samples, seed=recipe.seed, progress=job.progress,
+                         families=job.families)
     duration = time.perf_counter() - t_run
-    rows = sample_rows(run_id, items, trajs, samples_per_item, families)
+    rows = sample_rows(run_id, job.items, trajs, decoding.samples, job.families)
     scored = [r["score"] for r in rows if not r["infra_error"] and r["score"] is not None]
     run = {
         "run_id": run_id, "eval_key": key, "checkpoint": spec.name, "checkpoint_path": spec.location,
-        "checkpoint_fingerprint": fingerprint, "model_version": version,
-        "mlflow_run_id": mlflow_run_id or "", "dagster_run_id": dagster_run_id,
-        "recipe": recipe.name, "mode": mode, "backend": backend_name, "rollout": settings,
-        "pools": pools, "n_items": len(items), "n_samples": len(rows),
+        "checkpoint_fingerprint": target.fingerprint, "model_version": target.version,
+        "mlflow_run_id": job.mlflow_run_id or "", "dagster_run_id": getattr(job.ctx, "dagster_run_id", ""),
+        "recipe": recipe.name, "mode": mode, "backend": target.backend_name, "rollout": settings,
+        "pools": job.pools, "n_items": len(job.items), "n_samples": len(rows),
         "n_infra_errors": sum(1 for r in rows if r["infra_error"]),
         "accuracy": sum(scored) / len(scored) if scored else None,
-        "forced": bool(force), "started_at": started, "finished_at": _now(), "duration_s": duration,
+        "forced": bool(job.force), "started_at": started, "finished_at": _now(), "duration_s": duration,
     }
     return run, rows
 
@@ -429,6 +528,11 @@ def _log_to_mlflow(result: Mapping[str, Any], out_dir: Path, mlflow_run_id: str 
         for mode, val in per_mode.items():
             if val is not None and not math.isnan(val):
                 metrics[_metric_name("code_use_ratio", ckpt, mode)] = float(val)
+    for ckpt, per_mode in result.get("pass_at_k", {}).items():  # pass@3 -> pass_at_3.<ckpt>.<mode>
+        for mode, figures in per_mode.items():
+            for name, val in figures.items():
+                if val is not None:
+                    metrics[_metric_name(name.replace("@", "_at_"), ckpt, mode)] = float(val)
     try:
         client = MlflowClient()
         from mlflow.entities import Metric

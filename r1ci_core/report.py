@@ -4,8 +4,9 @@ Files in the report folder (``<data>/<recipe>/eval_report/``):
 
 * ``report.md`` — the paper-style table (checkpoint × mode rows; per-source accuracy, macro average over
   families, overall accuracy with its 95 % Wilson interval), accuracy per pool, behaviour figures (code
-  use, turns, code calls, code error/timeout/trivial-code rates, tokens, latency, infra errors) and
-  accuracy per family.
+  use, turns, code calls, code error/timeout/trivial-code/hard-coded rates, tokens, latency, infra errors) and
+  accuracy per family; with sampled runs, pass@k and avg@n (overall and per family) beside the greedy
+  headline; the reward-hacking audit (hard-coded answers per family).
 * ``report.html`` — the same tables with the plots embedded (data URIs: the file stands alone, also in
   the MLflow artifact viewer).
 * ``per_family.png`` (per-family accuracy of each checkpoint), ``code_use_vs_accuracy.png``,
@@ -89,13 +90,24 @@ def _order(values: Sequence[str], preferred: Sequence[str]) -> list[str]:
     return [v for v in preferred if v in seen] + [v for v in seen if v not in preferred]
 
 
-def collect(db: Path, run_ids: Sequence[str], version_labels: bool = False) -> dict[str, Any]:
-    """The DataFrames the report is made of (runs, overall, per source, per family, per pool, history).
+def _per_run(db: Path, view: str, run_ids: Sequence[str]) -> Any:
+    """`view`'s rows of each run (queried one run at a time: DuckDB pushes ``run_id = ?`` into the view)."""
+    import pandas as pd
+
+    parts = [store.query(db, f"SELECT * FROM {view} WHERE run_id = ?", [rid]) for rid in run_ids]
+    return pd.concat(parts, ignore_index=True) if parts else store.query(db, f"SELECT * FROM {view} LIMIT 0")
+
+
+def collect(db: Path, run_ids: Sequence[str], version_labels: bool = False,
+            sampled_run_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """The DataFrames the report is made of (runs, overall, per source, per family, per pool, history,
+    pass@k of the sampled runs overall and per family).
 
     `version_labels`: a pipeline checkpoint's run (``sft``/``grpo``) is labelled by its model version.
     """
     ids = list(dict.fromkeys(run_ids))
-    runs = store.runs(db, ids)
+    sampled = [i for i in dict.fromkeys(sampled_run_ids) if i not in ids]
+    runs = store.runs(db, ids + sampled)
     if version_labels and len(runs):
         named = runs["checkpoint"].isin(["base", "sft", "grpo"]) & runs["model_version"].notna()
         runs.loc[named, "checkpoint"] = runs.loc[named, "model_version"]
@@ -109,11 +121,13 @@ def collect(db: Path, run_ids: Sequence[str], version_labels: bool = False) -> d
         FROM eval_samples {where} GROUP BY run_id, pool""", [ids])
     recipes = sorted(set(runs["recipe"])) if len(runs) else []
     history = store.query(db, """
-        SELECT r.run_id, r.checkpoint, r.mode, r.started_at, a.accuracy, a.n
+        SELECT r.run_id, r.checkpoint, r.mode, a.decoding, r.started_at, a.accuracy, a.n
         FROM eval_runs r JOIN eval_run_accuracy a USING (run_id)
         WHERE list_contains(?, r.recipe) ORDER BY r.started_at""", [recipes])
     return {"ids": ids, "runs": runs, "overall": overall, "by_source": by_source, "by_family": by_family,
-            "by_pool": by_pool, "history": history}
+            "by_pool": by_pool, "history": history, "sampled_ids": sampled,
+            "pass_at_k": _per_run(db, "eval_pass_at_k", sampled),
+            "family_pass_at_k": _per_run(db, "eval_family_pass_at_k", sampled)}
 
 
 def _run_order(runs: Any, ids: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -153,7 +167,7 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
                             str(int(o.n)) if o is not None else "0"])
     main = _Table(["Checkpoint", "Mode"] + [SOURCE_LABELS.get(s, s) for s in sources]
                   + ["Avg (families)", "Overall [95% CI]", "n"], main_rows,
-                  "Accuracy (%) per source; Avg = mean of per-family accuracies", "main")
+                  f"Accuracy (%) per source; Avg = mean of per-family accuracies; {_headline(data)}", "main")
 
     pools = _order(sorted(set(data["by_pool"]["pool"])), list(POOL_LABELS))
     pool_acc = {(r.run_id, r.pool): r for r in data["by_pool"].itertuples()}
@@ -168,10 +182,12 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
             continue
         beh_rows.append([ckpt, mode, _pct(o.code_use_ratio), _fmt(o.mean_turns), _fmt(o.mean_code_calls),
                          _pct(o.code_error_rate), _pct(o.timeout_rate), _pct(o.trivial_code_rate),
-                         _fmt(o.mean_gen_tokens, 0), _fmt(o.mean_latency_s, 2), str(int(o.n_infra))])
+                         _pct(o.hardcoded_rate), _fmt(o.mean_gen_tokens, 0), _fmt(o.mean_latency_s, 2),
+                         str(int(o.n_infra))])
     behaviour = _Table(["Checkpoint", "Mode", "Code use %", "Turns", "Code calls", "Code errors %",
-                        "Timeouts %", "Trivial code %", "Gen tokens", "Latency s", "Infra errors"], beh_rows,
-                       "Behaviour per sample (infra-error samples excluded, and counted)", "behaviour")
+                        "Timeouts %", "Trivial code %", "Hard-coded %", "Gen tokens", "Latency s", "Infra errors"],
+                       beh_rows, "Behaviour per sample (infra-error samples excluded, and counted); trivial code "
+                       "and hard-coded answers as shares of the samples that ran code", "behaviour")
 
     fam_acc = {(r.run_id, r.family): r for r in fam.itertuples()}
     families = fam[["family", "source", "pool"]].drop_duplicates().sort_values(["source", "family"]) \
@@ -182,25 +198,109 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
                         + [_pct(getattr(fam_acc.get((rid, f.family)), "accuracy", None)) for rid, _, _ in order])
     per_family = _Table(["Family", "Source", "Pool"] + [f"{c} / {m}" for _, c, m in order], fam_rows,
                         "Accuracy (%) per family", "families")
-    return {"main": main, "pools": pool, "behaviour": behaviour, "families": per_family}
+    return {"main": main, "pools": pool, "behaviour": behaviour, "families": per_family,
+            "audit": _audit_table(fam, families, order), **_sampled_tables(data, overall, order)}
+
+
+def _headline(data: dict[str, Any]) -> str:
+    """Which decoding the headline runs used (greedy by default), for the captions."""
+    o = data["overall"][data["overall"]["run_id"].isin(data["ids"])] if len(data["overall"]) else data["overall"]
+    temps = sorted({float(t) for t in o["temperature"]}) if len(o) else [0.0]
+    if temps == [0.0]:
+        return "headline: greedy decoding, one answer per question (temperature 0)"
+    return "headline: one answer per question sampled at temperature " + ", ".join(f"{t:g}" for t in temps)
+
+
+def _audit_table(fam: Any, families: Any, order: list[tuple[str, str, str]]) -> _Table:
+    """Reward-hacking audit per family: answers the code printed as a literal the question does not contain."""
+    fam_row = {(r.run_id, r.family): r for r in fam.itertuples()}
+
+    def cell(r: Any) -> str:
+        return "–" if r is None or _num(r.hardcoded_rate) is None else f"{int(r.n_hardcoded)} ({_pct(r.hardcoded_rate)}%)"
+
+    rows = [[f.family, SOURCE_LABELS.get(f.source, f.source), f.pool]
+            + [cell(fam_row.get((rid, f.family))) for rid, _, _ in order] for f in families.itertuples()]
+    return _Table(["Family", "Source", "Pool"] + [f"{c} / {m}" for _, c, m in order], rows,
+                  "Hard-coded answers per family: count (share of the samples that ran code) whose code printed "
+                  "the final answer as a literal that the question does not contain", "families")
+
+
+def _interval(v: Any, low: Any, high: Any) -> str:
+    return "–" if _num(v) is None else f"{_pct(v)} [{_pct(low)}, {_pct(high)}]"
+
+
+def _sampled_tables(data: dict[str, Any], headline: dict[str, Any],
+                    order: list[tuple[str, str, str]]) -> dict[str, _Table]:
+    """pass@k and avg@n of the sampled runs, beside the headline accuracy of the same checkpoint and mode."""
+    pk, fpk = data["pass_at_k"], data["family_pass_at_k"]
+    sampled = _run_order(data["runs"], data["sampled_ids"])
+    ks = sorted({int(k) for k in pk["k"]}) if len(pk) else []
+    head_acc = {(c, m): getattr(headline.get(rid), "accuracy", None) for rid, c, m in order}
+    by_k = {(r.run_id, int(r.k)): r for r in pk.itertuples()}
+    rows = []
+    for rid, ckpt, mode in sampled:
+        any_row = next((by_k[(rid, k)] for k in ks if (rid, k) in by_k), None)
+        if any_row is None:
+            continue
+        rows.append([ckpt, mode, f"T={any_row.temperature:g}, n={int(any_row.n_samples)}",
+                     _pct(head_acc.get((ckpt, mode)))]
+                    + [_interval(*(getattr(by_k.get((rid, k)), a, None) for a in ("pass_at_k", "ci_low", "ci_high")))
+                       for k in ks]
+                    + [_interval(any_row.avg_at_n, any_row.avg_ci_low, any_row.avg_ci_high), str(int(any_row.n_questions))])
+    table = _Table(["Checkpoint", "Mode", "Sampling", "Headline acc"] + [f"pass@{k}" for k in ks]
+                   + ["avg@n", "questions"], rows,
+                   f"Sampled evaluation (%): n answers per question at temperature T; pass@k by the unbiased "
+                   f"estimator (Chen et al. 2021), avg@n = mean score of the n answers [95% bootstrap interval over "
+                   f"questions]. Headline acc = the accuracy table's figure ({_headline(data)})", "sampled")
+    fam_rows = []
+    for r in fpk.sort_values(["source", "family", "k"]).itertuples() if len(fpk) else ():
+        if int(r.k) != 1:
+            continue
+        top = next((x for x in fpk[(fpk.run_id == r.run_id) & (fpk.family == r.family)].itertuples()
+                    if int(x.k) == int(x.n_samples)), r)
+        ckpt, mode = next(((c, m) for i, c, m in sampled if i == r.run_id), (r.checkpoint, r.mode))
+        fam_rows.append([r.family, SOURCE_LABELS.get(r.source, r.source), f"{ckpt} / {mode}",
+                         _interval(r.pass_at_k, r.ci_low, r.ci_high), f"pass@{int(top.k)}",
+                         _interval(top.pass_at_k, top.ci_low, top.ci_high),
+                         _interval(r.avg_at_n, r.avg_ci_low, r.avg_ci_high)])
+    per_family = _Table(["Family", "Source", "Checkpoint / mode", "pass@1", "k = n", "pass@n", "avg@n"], fam_rows,
+                        "Sampled evaluation per family (%) [95% bootstrap interval over the family's questions]",
+                        "families")
+    return {"sampled": table, "sampled_families": per_family}
 
 
 # ---------------------------------------------------------------------------------------- plots
+MARKERS = {"autonomous": "o", "text_only": "s", "code_first": "^"}
+
+
 def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None) -> dict[str, Path]:
+    """Write the report's PNG plots into `out`: {name: path}."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths: dict[str, Path] = {}
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     order = _run_order(data["runs"], data["ids"])
+    figures = {"per_family": _per_family_plot(plt, data, order, colors),
+               "code_use_vs_accuracy": _code_use_plot(plt, data, order, colors),
+               "accuracy_over_time": _history_plot(plt, data, order, colors)}
+    if reward_curve:
+        figures["grpo_reward"] = _reward_plot(plt, reward_curve, colors)
+    paths: dict[str, Path] = {}
+    for name, fig in figures.items():
+        fig.tight_layout()
+        paths[name] = out / f"{name}.png"
+        fig.savefig(paths[name], dpi=100)
+        plt.close(fig)
+    return paths
+
+
+def _per_family_plot(plt: Any, data: dict[str, Any], order: list[tuple[str, str, str]], colors: list[str]) -> Any:
+    """Per-family accuracy of each checkpoint (in the first mode of the report: autonomous by default)."""
     fam = data["by_family"]
-    overall = {r.run_id: r for r in data["overall"].itertuples()}
     modes_present = _order([m for _, _, m in order], MODE_ORDER)
     main_mode = modes_present[0] if modes_present else "autonomous"
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
-    # per-family accuracy of each checkpoint (in the first mode of the report: autonomous by default)
     chosen = [(rid, c) for rid, c, m in order if m == main_mode]
     families = sorted(set(fam["family"])) if len(fam) else []
     acc = {(r.run_id, r.family): _num(r.accuracy) or 0.0 for r in fam.itertuples()}
@@ -222,25 +322,25 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
     if chosen:
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    paths["per_family"] = out / "per_family.png"
-    fig.savefig(paths["per_family"], dpi=100)
-    plt.close(fig)
+    return fig
 
-    # code-use ratio vs accuracy: one large point per checkpoint × mode, small ones per family
+
+def _code_use_plot(plt: Any, data: dict[str, Any], order: list[tuple[str, str, str]], colors: list[str]) -> Any:
+    """Code-use ratio vs accuracy: one large point per checkpoint × mode, small ones per family."""
+    fam = data["by_family"]
+    overall = {r.run_id: r for r in data["overall"].itertuples()}
     fig, ax = plt.subplots(figsize=(7, 5))
-    markers = {"autonomous": "o", "text_only": "s", "code_first": "^"}
     ckpts = list(dict.fromkeys(c for _, c, _ in order))
     for rid, ckpt, mode in order:
         color = colors[ckpts.index(ckpt) % len(colors)]
         sub = fam[fam["run_id"] == rid] if len(fam) else fam
         if len(sub):
             ax.scatter(100 * sub["code_use_ratio"].astype(float), 100 * sub["accuracy"].astype(float), s=12,
-                       alpha=0.25, color=color, marker=markers.get(mode, "o"))
+                       alpha=0.25, color=color, marker=MARKERS.get(mode, "o"))
         o = overall.get(rid)
         if o is not None and _num(o.accuracy) is not None:
             x, y = 100 * (_num(o.code_use_ratio) or 0.0), 100 * _num(o.accuracy)
-            ax.scatter([x], [y], s=90, color=color, marker=markers.get(mode, "o"), edgecolor="black",
+            ax.scatter([x], [y], s=90, color=color, marker=MARKERS.get(mode, "o"), edgecolor="black",
                        label=f"{ckpt} / {mode}")
             ax.annotate(f"{ckpt}/{mode}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlim(-5, 105)
@@ -251,20 +351,20 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
     ax.grid(alpha=0.3)
     if order:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    paths["code_use_vs_accuracy"] = out / "code_use_vs_accuracy.png"
-    fig.savefig(paths["code_use_vs_accuracy"], dpi=100)
-    plt.close(fig)
+    return fig
 
-    # overall accuracy of every stored run of the recipe, over time
+
+def _history_plot(plt: Any, data: dict[str, Any], order: list[tuple[str, str, str]], colors: list[str]) -> Any:
+    """Overall accuracy of every stored run of the recipe, over time."""
     hist = data["history"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if len(hist):
         styles = {"autonomous": "-", "text_only": ":", "code_first": "--"}
-        hist_ckpts = list(dict.fromkeys(ckpts + list(hist["checkpoint"])))
-        for (ckpt, mode), sub in hist.groupby(["checkpoint", "mode"], sort=False):
-            ax.plot(sub["started_at"], 100 * sub["accuracy"].astype(float), marker=markers.get(mode, "o"),
-                    linestyle=styles.get(mode, "-"), label=f"{ckpt} / {mode}",
+        hist_ckpts = list(dict.fromkeys([c for _, c, _ in order] + list(hist["checkpoint"])))
+        for (ckpt, mode, decoding), sub in hist.groupby(["checkpoint", "mode", "decoding"], sort=False):
+            label = f"{ckpt} / {mode}" + ("" if decoding == "greedy" else f" ({decoding})")
+            ax.plot(sub["started_at"], 100 * sub["accuracy"].astype(float), marker=MARKERS.get(mode, "o"),
+                    linestyle=styles.get(mode, "-"), label=label,
                     color=colors[hist_ckpts.index(ckpt) % len(colors)])
         ax.legend(fontsize=7, loc="best")
     ax.set_ylim(-5, 105)
@@ -272,23 +372,18 @@ def _plots(data: dict[str, Any], out: Path, reward_curve: Sequence[float] | None
     ax.set_title("Accuracy over time (all stored runs of the recipe)")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    paths["accuracy_over_time"] = out / "accuracy_over_time.png"
-    fig.savefig(paths["accuracy_over_time"], dpi=100)
-    plt.close(fig)
+    return fig
 
-    if reward_curve:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(range(len(reward_curve)), list(reward_curve), marker=".", color=colors[2 % len(colors)])
-        ax.set_xlabel("logged step")
-        ax.set_ylabel("reward")
-        ax.set_title("GRPO reward (the evaluated grpo_checkpoint's run)")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        paths["grpo_reward"] = out / "grpo_reward.png"
-        fig.savefig(paths["grpo_reward"], dpi=100)
-        plt.close(fig)
-    return paths
+
+def _reward_plot(plt: Any, reward_curve: Sequence[float], colors: list[str]) -> Any:
+    """The GRPO reward by logged step."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(range(len(reward_curve)), list(reward_curve), marker=".", color=colors[2 % len(colors)])
+    ax.set_xlabel("logged step")
+    ax.set_ylabel("reward")
+    ax.set_title("GRPO reward (the evaluated grpo_checkpoint's run)")
+    ax.grid(alpha=0.3)
+    return fig
 
 
 _CSS = """
@@ -308,22 +403,39 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 6px 0 18px; display: bloc
 
 def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str = "r1ci evaluation",
                  reward_curve: Sequence[float] | None = None, recipe: str = "",
-                 version_labels: bool = False) -> dict[str, Any]:
-    """Write the report of `run_ids` into `out_dir` (replaced atomically); return its figures.
+                 version_labels: bool = False, sampled_run_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """Write the report of the headline runs `run_ids` (and the sampled runs `sampled_run_ids`, as pass@k)
+    into `out_dir` (replaced atomically); return its figures.
 
     Returns report_path, html_path, plot_path, plots {name: path}, markdown_table, accuracy
     {checkpoint: {mode: acc}}, pool_accuracy {checkpoint: {mode: {pool: acc}}}, family_accuracy
-    {checkpoint: {mode: {family: acc}}}, code_use_ratio, n_samples, n_infra_errors, infra_errors
-    {checkpoint: {mode: n}}.
+    {checkpoint: {mode: {family: acc}}}, pass_at_k {checkpoint: {mode: {"pass@k"/"avg@n": value}}},
+    code_use_ratio, n_samples, n_infra_errors, infra_errors {checkpoint: {mode: n}}.
     """
-    data = collect(Path(db), run_ids, version_labels)
+    data = collect(Path(db), run_ids, version_labels, sampled_run_ids)
     tabs = tables(data)
+    summary = _summary(data)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        plots = _plots(data, tmp, reward_curve)
+        (tmp / "report.md").write_text(_markdown(data, tabs, plots, title, Path(db).name, summary))
+        (tmp / "report.html").write_text(_html(data, tabs, plots, title, recipe, summary))
+        (tmp / "summary.json").write_text(json.dumps({**summary, "run_ids": list(data["ids"]),
+                                                      "sampled_run_ids": list(data["sampled_ids"])},
+                                                     indent=2, default=str))
+    final_plots = {name: str(out_dir / p.name) for name, p in plots.items()}
+    return {"report_path": str(out_dir / "report.md"), "html_path": str(out_dir / "report.html"),
+            "plot_path": final_plots["per_family"], "plots": final_plots,
+            "markdown_table": tabs["main"].markdown(), **summary}
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The report's figures by checkpoint and mode (plain JSON)."""
     order = _run_order(data["runs"], data["ids"])
     overall = {r.run_id: r for r in data["overall"].itertuples()}
     accuracy: dict[str, dict[str, float | None]] = {}
     code_use: dict[str, dict[str, float | None]] = {}
     infra: dict[str, dict[str, int]] = {}
-    fam_acc: dict[str, dict[str, dict[str, float | None]]] = {}
     n_samples = n_infra = 0
     for rid, ckpt, mode in order:
         o = overall.get(rid)
@@ -332,64 +444,70 @@ def build_report(db: Path, run_ids: Sequence[str], out_dir: Path, *, title: str 
         infra.setdefault(ckpt, {})[mode] = int(o.n_infra) if o is not None else 0
         n_samples += int(o.n + o.n_infra) if o is not None else 0
         n_infra += int(o.n_infra) if o is not None else 0
+    return {"accuracy": accuracy, "pool_accuracy": _nested(data["by_pool"], order, "pool"),
+            "family_accuracy": _nested(data["by_family"], order, "family"), "code_use_ratio": code_use,
+            "pass_at_k": _pass_summary(data), "n_samples": n_samples, "n_infra_errors": n_infra,
+            "infra_errors": infra}
+
+
+def _nested(df: Any, order: list[tuple[str, str, str]], key: str) -> dict[str, dict[str, dict[str, float | None]]]:
+    """{checkpoint: {mode: {`key` value: accuracy}}} of the runs in `order`."""
     where = {i: (c, m) for i, c, m in order}
-    for r in data["by_family"].itertuples():
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for r in df.itertuples():
         if r.run_id in where:
             ckpt, mode = where[r.run_id]
-            fam_acc.setdefault(ckpt, {}).setdefault(mode, {})[r.family] = _num(r.accuracy)
-    pool_acc: dict[str, dict[str, dict[str, float | None]]] = {}
-    for r in data["by_pool"].itertuples():
+            out.setdefault(ckpt, {}).setdefault(mode, {})[getattr(r, key)] = _num(r.accuracy)
+    return out
+
+
+def _pass_summary(data: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """{checkpoint: {mode: {"pass@1": .., "pass@n": .., "avg@n": ..}}} of the sampled runs."""
+    where = {i: (c, m) for i, c, m in _run_order(data["runs"], data["sampled_ids"])}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for r in data["pass_at_k"].itertuples():
         if r.run_id in where:
-            ckpt, mode = where[r.run_id]
-            pool_acc.setdefault(ckpt, {}).setdefault(mode, {})[r.pool] = _num(r.accuracy)
+            figures = out.setdefault(where[r.run_id][0], {}).setdefault(where[r.run_id][1], {})
+            figures[f"pass@{int(r.k)}"] = _num(r.pass_at_k)
+            figures[f"avg@{int(r.n_samples)}"] = _num(r.avg_at_n)
+    return out
 
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        plots = _plots(data, tmp, reward_curve)
-        stamp = ", ".join(sorted({str(v)[:19] for v in data["runs"]["started_at"]})) if len(data["runs"]) else ""
-        md = [f"# {title}", "",
-              f"Runs: {len(order)} (checkpoint × mode); samples: {n_samples}; infra errors (excluded): {n_infra}. "
-              f"Eval run ids are in `eval_runs.run_id` of `{Path(db).name}`.", "",
-              "## Accuracy", "", tabs["main"].caption, "", tabs["main"].markdown(), "",
-              "## Seen vs unseen families", "", tabs["pools"].markdown(), "",
-              "## Behaviour", "", tabs["behaviour"].caption, "", tabs["behaviour"].markdown(), "",
-              "## Per family", "", tabs["families"].markdown(), "", "## Plots", ""]
-        md += [f"![{name}]({p.name})" for name, p in plots.items()]
-        md += ["", "## Runs", "", "| run_id | checkpoint | mode | model version | started (UTC) |",
-               "|---|---|---|---|---|"]
-        for r in data["runs"].itertuples():
-            md.append(f"| `{r.run_id}` | {r.checkpoint} | {r.mode} | {_text(r.model_version)} | {str(r.started_at)[:19]} |")
-        (tmp / "report.md").write_text("\n".join(md) + "\n")
 
-        imgs = []
-        for name, p in plots.items():
-            b64 = base64.b64encode(p.read_bytes()).decode()
-            imgs.append(f'<h3>{html.escape(name.replace("_", " "))}</h3>'
-                        f'<img id="plot-{name}" alt="{name}" src="data:image/png;base64,{b64}">')
-        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-                f"<p class='meta'>recipe {html.escape(recipe)}; runs started {html.escape(stamp)}; "
-                f"samples {n_samples}; infra errors excluded: {n_infra}</p>"
-                f"<h2>Accuracy</h2>{tabs['main'].html()}<h2>Seen vs unseen families</h2>{tabs['pools'].html()}"
-                f"<h2>Behaviour</h2>{tabs['behaviour'].html()}<h2>Plots</h2>{''.join(imgs)}"
-                f"<h2>Per family</h2>{tabs['families'].html()}</body></html>")
-        (tmp / "report.html").write_text(page)
-        summary = {"accuracy": accuracy, "pool_accuracy": pool_acc, "family_accuracy": fam_acc, "code_use_ratio": code_use,
-                   "n_samples": n_samples, "n_infra_errors": n_infra, "infra_errors": infra,
-                   "run_ids": list(data["ids"])}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    final_plots = {name: str(out_dir / p.name) for name, p in plots.items()}
-    return {
-        "report_path": str(out_dir / "report.md"),
-        "html_path": str(out_dir / "report.html"),
-        "plot_path": final_plots["per_family"],
-        "plots": final_plots,
-        "markdown_table": tabs["main"].markdown(),
-        "accuracy": accuracy,
-        "pool_accuracy": pool_acc,
-        "family_accuracy": fam_acc,
-        "code_use_ratio": code_use,
-        "n_samples": n_samples,
-        "n_infra_errors": n_infra,
-        "infra_errors": infra,
-    }
+def _sections(tabs: dict[str, _Table], data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(heading, table name) of the report's table sections, in order (the sampled ones only with samples)."""
+    sections = [("Accuracy", "main"), ("Seen vs unseen families", "pools"), ("Behaviour", "behaviour")]
+    if data["sampled_ids"]:
+        sections += [("Sampled evaluation: pass@k", "sampled"), ("Sampled evaluation per family", "sampled_families")]
+    return sections + [("Reward-hacking audit: hard-coded answers", "audit"), ("Per family", "families")]
+
+
+def _markdown(data: dict[str, Any], tabs: dict[str, _Table], plots: dict[str, Path], title: str, db_name: str,
+              summary: dict[str, Any]) -> str:
+    md = [f"# {title}", "",
+          f"Runs: {len(_run_order(data['runs'], data['ids']))} (checkpoint × mode); samples: {summary['n_samples']}; infra errors (excluded): "
+          f"{summary['n_infra_errors']}. Eval run ids are in `eval_runs.run_id` of `{db_name}`.", ""]
+    for heading, name in _sections(tabs, data):
+        caption = [tabs[name].caption, ""] if name not in ("pools", "families") else []
+        md += [f"## {heading}", "", *caption, tabs[name].markdown(), ""]
+    md += ["## Plots", ""] + [f"![{name}]({p.name})" for name, p in plots.items()]
+    md += ["", "## Runs", "", "| run_id | checkpoint | mode | model version | started (UTC) |", "|---|---|---|---|---|"]
+    for r in data["runs"].itertuples():
+        md.append(f"| `{r.run_id}` | {r.checkpoint} | {r.mode} | {_text(r.model_version)} | {str(r.started_at)[:19]} |")
+    return "\n".join(md) + "\n"
+
+
+def _html(data: dict[str, Any], tabs: dict[str, _Table], plots: dict[str, Path], title: str, recipe: str,
+          summary: dict[str, Any]) -> str:
+    stamp = ", ".join(sorted({str(v)[:19] for v in data["runs"]["started_at"]})) if len(data["runs"]) else ""
+    imgs = []
+    for name, p in plots.items():
+        b64 = base64.b64encode(p.read_bytes()).decode()
+        imgs.append(f'<h3>{html.escape(name.replace("_", " "))}</h3>'
+                    f'<img id="plot-{name}" alt="{name}" src="data:image/png;base64,{b64}">')
+    sections = _sections(tabs, data)
+    body = "".join(f"<h2>{html.escape(h)}</h2>{tabs[n].html()}" for h, n in sections if n != "families")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p class='meta'>recipe {html.escape(recipe)}; runs started {html.escape(stamp)}; "
+            f"samples {summary['n_samples']}; infra errors excluded: {summary['n_infra_errors']}</p>"
+            f"{body}<h2>Plots</h2>{''.join(imgs)}<h2>Per family</h2>{tabs['families'].html()}</body></html>")

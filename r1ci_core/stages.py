@@ -441,6 +441,9 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return _record(StageResult(str(out), run.info.run_id, meta), key)
 
 
+CHECKPOINT_ASSETS = {"base": "base_model", "sft": "sft_checkpoint", "grpo": "grpo_checkpoint"}  # eval name -> asset
+
+
 def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, StageResult], sandbox: Any,
                 force: bool = False) -> StageResult:
     """Evaluate the checkpoints (see `evaluation.run_evaluation`) and write the report.
@@ -455,7 +458,8 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
     from .evaluation import env_forced, grpo_reward_curve, run_evaluation
 
     ecfg = ctx.recipe.eval
-    upstream = {"task_corpus": corpus.mlflow_run_id, **{f"{k}_checkpoint": v.mlflow_run_id for k, v in checkpoints.items()}}
+    upstream = {"task_corpus": corpus.mlflow_run_id, **{CHECKPOINT_ASSETS.get(k, k): v.mlflow_run_id
+                                                        for k, v in checkpoints.items()}}
     items = [it for pool in ecfg.pools for it in load_corpus(Path(corpus.path), pool)]
     evaluated = {k: v.path for k, v in checkpoints.items() if k in ecfg.checkpoints}
     key = _stage_key(ctx, "eval_report", eval=ecfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
@@ -567,7 +571,7 @@ def _runs_stored(ctx: StageContext) -> Any:
     from . import store
 
     def valid(result: StageResult) -> bool:
-        run_ids = list(result.metadata.get("run_ids") or [])
+        run_ids = [*(result.metadata.get("run_ids") or []), *(result.metadata.get("sampled_run_ids") or [])]
         missing = store.missing_runs(store.db_path(ctx.root), run_ids)
         if missing:
             log.info("eval_report: %d of its %d evaluation runs are no longer stored: evaluating again",

@@ -41,6 +41,8 @@ held-out question of a training family), question, gold, answer (text inside ``<
 score (DOUBLE in [0, 1]; NULL for infra errors), parseable, infra_error (BOOLEAN), finish_reason,
 n_turns, n_code_calls, used_code (BOOLEAN), n_code_errors (executions with a non-zero exit),
 n_timeouts, n_trivial_code (blocks that only print constants), trivial_code (every block trivial),
+hardcoded_answer (the code printed the final answer as a literal the question does not contain, see
+`r1ci_core.audit`; NULL in rows stored before the audit),
 n_gen_tokens (policy tokens; estimated at 4 characters a token for text-level backends),
 n_total_tokens, gen_time_s, exec_time_s, latency_s (= gen + exec), trajectory (JSON: the full
 `Trajectory.to_row()`).
@@ -49,10 +51,17 @@ Views (infra-error samples are excluded from accuracy and counted in ``n_infra``
 -----------------------------------------------------------------------------------
 ``eval_family_accuracy``  per run × family (+ source, pool): n, n_infra, accuracy, ci_low, ci_high
                           (Wilson 95 %), code_use_ratio, mean_turns, mean_code_calls, code_error_rate,
-                          timeout_rate, trivial_code_rate, mean_gen_tokens, mean_latency_s, with the
-                          run's checkpoint, mode, recipe and started_at.
+                          timeout_rate, trivial_code_rate, n_hardcoded, hardcoded_rate (of the samples that
+                          ran code), mean_gen_tokens, mean_latency_s, with the run's checkpoint, mode,
+                          recipe, started_at, decoding (``greedy``: temperature 0 and one sample per question;
+                          else ``sampled``), temperature and samples_per_item.
 ``eval_source_accuracy``  the same per run × source.
 ``eval_run_accuracy``     the same per run (overall).
+``eval_pass_at_k``        per sampled run × k (1..n): n_questions, n_samples, pass_at_k (unbiased estimator,
+                          a sample is correct at score 1), ci_low, ci_high, avg_at_n (mean score of the
+                          samples, averaged over questions), avg_ci_low, avg_ci_high; 95 % percentile
+                          intervals from `BOOTSTRAP_REPLICATES` resamplings of the questions, seeded.
+``eval_family_pass_at_k`` the same per sampled run × family (+ source, pool) × k.
 
 Each run's ``eval_runs`` row and all its samples are written in one transaction: a crash leaves no
 partial run. Nothing is updated or deleted.
@@ -121,6 +130,7 @@ SAMPLE_COLUMNS: list[tuple[str, str]] = [
     ("n_timeouts", "INTEGER"),
     ("n_trivial_code", "INTEGER"),
     ("trivial_code", "BOOLEAN"),
+    ("hardcoded_answer", "BOOLEAN"),
     ("n_gen_tokens", "INTEGER"),
     ("n_total_tokens", "INTEGER"),
     ("gen_time_s", "DOUBLE"),
@@ -142,6 +152,9 @@ _AGG = """
         / nullif(sum(s.n_code_calls) FILTER (WHERE NOT s.infra_error), 0) AS timeout_rate,
     avg(CASE WHEN s.trivial_code THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT s.infra_error AND s.used_code)
                                                                       AS trivial_code_rate,
+    count(*) FILTER (WHERE NOT s.infra_error AND s.hardcoded_answer)  AS n_hardcoded,
+    avg(CASE WHEN s.hardcoded_answer THEN 1.0 ELSE 0.0 END)
+        FILTER (WHERE NOT s.infra_error AND s.used_code AND s.hardcoded_answer IS NOT NULL) AS hardcoded_rate,
     avg(s.n_gen_tokens) FILTER (WHERE NOT s.infra_error)              AS mean_gen_tokens,
     avg(s.latency_s) FILTER (WHERE NOT s.infra_error)                 AS mean_latency_s"""
 
@@ -151,6 +164,15 @@ _WILSON = f"""
         - {Z95}*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + {Z95}^2/(4*agg.n*agg.n))) / (1 + {Z95}^2/agg.n))) END AS ci_low,
     CASE WHEN agg.n > 0 THEN greatest(agg.accuracy, least(1.0, (agg.accuracy + {Z95}^2/(2*agg.n)
         + {Z95}*sqrt(agg.accuracy*(1-agg.accuracy)/agg.n + {Z95}^2/(4*agg.n*agg.n))) / (1 + {Z95}^2/agg.n))) END AS ci_high"""
+
+
+# How a run decoded, from its rollout settings (runs stored before `eval.samples` read as greedy when so).
+_TEMPERATURE = "coalesce(TRY_CAST(r.rollout->>'$.limits.temperature' AS DOUBLE), 0.0)"
+_SAMPLES = "coalesce(TRY_CAST(r.rollout->>'$.samples_per_item' AS INTEGER), 1)"
+_DECODING = f"""
+       CASE WHEN {_TEMPERATURE} = 0 AND {_SAMPLES} = 1 THEN 'greedy' ELSE 'sampled' END AS decoding,
+       {_TEMPERATURE} AS temperature, {_SAMPLES} AS samples_per_item,"""
+_RUN_META = f"r.checkpoint, r.mode, r.recipe, r.started_at,{_DECODING}"
 
 
 def _view(name: str, keys: Sequence[str]) -> str:
@@ -163,9 +185,58 @@ WITH agg AS (
     SELECT s.run_id{group},{_AGG}
     FROM eval_samples s GROUP BY s.run_id{group}
 )
-SELECT r.checkpoint, r.mode, r.recipe, r.started_at, agg.run_id{picked},
+SELECT {_RUN_META} agg.run_id{picked},
        agg.* EXCLUDE ({excluded}),{_WILSON}
 FROM agg JOIN eval_runs r USING (run_id)
+"""
+
+
+# pass@k of one question with n scored samples, c of them fully correct (`passk.pass_at_k`, product form)
+PASS_AT_K_SQL = """CASE WHEN q.c = 0 THEN 0.0 WHEN q.n - q.c < k THEN 1.0
+        ELSE 1.0 - list_product(list_transform(range(q.n - q.c + 1, q.n + 1), lambda i: 1.0 - k / i)) END"""
+BOOTSTRAP_REPLICATES = 1000
+BOOTSTRAP_SEED = 0  # the resampling is a hash of (run, group, replicate, draw, seed): the same on every query
+
+
+def _pass_view(name: str, keys: Sequence[str]) -> str:
+    """pass@k for k = 1..n and avg@n per run (× `keys`), with percentile bootstrap-over-questions 95 %
+    intervals (clamped to contain the estimate, as the Wilson ones)."""
+    part = ", ".join(["run_id", *keys])
+    on = f"USING ({part})"
+    return f"""
+CREATE OR REPLACE VIEW {name} AS
+WITH q AS (  -- one row per question of a sampled run: n scored samples, c fully correct, their mean score
+    SELECT {part}, question_id, count(*) AS n, count(*) FILTER (WHERE score >= 1) AS c, avg(score) AS mean_score
+    FROM eval_samples WHERE NOT infra_error AND score IS NOT NULL
+        AND run_id IN (SELECT run_id FROM eval_runs r WHERE NOT ({_TEMPERATURE} = 0 AND {_SAMPLES} = 1))
+    GROUP BY {part}, question_id
+), qi AS (
+    SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY question_id) - 1 AS qi,
+           count(*) OVER (PARTITION BY {part}) AS nq FROM q
+), qk AS (
+    SELECT q.*, k, {PASS_AT_K_SQL} AS p FROM qi q, unnest(range(1, q.n + 1)) t(k)
+), draws AS (  -- each bootstrap replicate draws nq questions with replacement
+    SELECT {part}, b, (hash({part}, b, j, {BOOTSTRAP_SEED}) % nq::UBIGINT)::BIGINT AS qi
+    FROM (SELECT DISTINCT {part}, nq FROM qi) g, range({BOOTSTRAP_REPLICATES}) t1(b), unnest(range(g.nq)) t2(j)
+), rep_k AS (
+    SELECT {part}, b, k, avg(p) AS p FROM draws JOIN qk USING ({part}, qi) GROUP BY {part}, b, k
+), rep_avg AS (
+    SELECT {part}, b, avg(mean_score) AS m FROM draws JOIN qi USING ({part}, qi) GROUP BY {part}, b
+), point_k AS (
+    SELECT {part}, k, count(*) AS n_questions, avg(p) AS pass_at_k FROM qk GROUP BY {part}, k
+), point_avg AS (
+    SELECT {part}, max(n) AS n_samples, avg(mean_score) AS avg_at_n FROM qi GROUP BY {part}
+), ci_k AS (
+    SELECT {part}, k, quantile_cont(p, 0.025) AS lo, quantile_cont(p, 0.975) AS hi FROM rep_k GROUP BY {part}, k
+), ci_avg AS (
+    SELECT {part}, quantile_cont(m, 0.025) AS lo, quantile_cont(m, 0.975) AS hi FROM rep_avg GROUP BY {part}
+)
+SELECT {_RUN_META} {", ".join(f"point_k.{k}" for k in ["run_id", *keys])}, point_k.k, point_k.n_questions,
+       point_avg.n_samples, point_k.pass_at_k,
+       least(point_k.pass_at_k, ci_k.lo) AS ci_low, greatest(point_k.pass_at_k, ci_k.hi) AS ci_high,
+       point_avg.avg_at_n, least(point_avg.avg_at_n, ci_avg.lo) AS avg_ci_low,
+       greatest(point_avg.avg_at_n, ci_avg.hi) AS avg_ci_high
+FROM point_k JOIN ci_k USING ({part}, k) JOIN point_avg {on} JOIN ci_avg {on} JOIN eval_runs r USING (run_id)
 """
 
 
@@ -173,6 +244,8 @@ VIEWS = {
     "eval_family_accuracy": _view("eval_family_accuracy", ["family", "source", "pool"]),
     "eval_source_accuracy": _view("eval_source_accuracy", ["source"]),
     "eval_run_accuracy": _view("eval_run_accuracy", []),
+    "eval_family_pass_at_k": _pass_view("eval_family_pass_at_k", ["family", "source", "pool"]),
+    "eval_pass_at_k": _pass_view("eval_pass_at_k", []),
 }
 
 

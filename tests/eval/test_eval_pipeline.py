@@ -194,6 +194,22 @@ def test_mlflow_run_has_metrics_and_report_artifacts(evaluated):
     assert {"report.md", "report.html", "per_family.png", "grpo_reward.png"} <= names
 
 
+def test_mlflow_run_names_its_upstream_assets(evaluated):
+    """The eval run's lineage tags name the assets it read: `base_model`, not a `base_checkpoint` no asset has."""
+    from mlflow.tracking import MlflowClient
+
+    from r1ci_pipeline.defs.assets.evaluation import eval_report as asset
+
+    _, result = evaluated
+    tags = MlflowClient().get_run(result.mlflow_run_id).data.tags
+    linked = {k.removeprefix("r1ci.upstream."): v for k, v in tags.items() if k.startswith("r1ci.upstream.")}
+    assert linked == {"task_corpus": "corpus-run", "base_model": "base-run", "sft_checkpoint": "sft-run",
+                      "grpo_checkpoint": tags["r1ci.upstream.grpo_checkpoint"]}
+    inputs = {key.to_user_string() for key in asset.keys_by_input_name.values()}
+    assert set(linked) == inputs  # the upstream assets of the Dagster asset, by their own names
+    assert "base_model=base-run" in tags["r1ci.upstream_runs"].split(",")
+
+
 def test_unforced_rerun_is_noop_then_forced_and_changed_settings_append(evaluated, eval_items, tiny_checkpoints,
                                                                         sandbox):
     from r1ci_core.stages import StageContext

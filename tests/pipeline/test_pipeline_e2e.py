@@ -12,7 +12,7 @@ ASSETS = ["task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "s
           "grpo_checkpoint", "eval_report"]
 UPSTREAM = {"teacher_trajectories": ["task_corpus"], "sft_dataset": ["teacher_trajectories", "base_model"],
             "sft_checkpoint": ["sft_dataset", "base_model"], "grpo_checkpoint": ["sft_checkpoint", "task_corpus"],
-            "eval_report": ["task_corpus", "base_checkpoint", "sft_checkpoint", "grpo_checkpoint"]}
+            "eval_report": ["task_corpus", "base_model", "sft_checkpoint", "grpo_checkpoint"]}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,7 @@ def test_one_mlflow_run_per_asset_with_lineage(full_run: dict[str, str]) -> None
     for name, parents in UPSTREAM.items():
         tags = by_asset[name][0].data.tags
         for parent in parents:
-            key = "base_model" if parent == "base_checkpoint" else parent
-            linked = tags.get(f"r1ci.upstream.{parent}") or tags.get(f"r1ci.upstream.{key}")
-            assert linked == run_ids[key], f"{name} -> {parent}"
+            assert tags.get(f"r1ci.upstream.{parent}") == run_ids[parent], f"{name} -> {parent}"
     # inputs logged with digest and source
     for name in ("teacher_trajectories", "sft_dataset", "sft_checkpoint", "grpo_checkpoint"):
         inputs = by_asset[name][0].inputs.dataset_inputs
