@@ -493,21 +493,36 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
     """
     from . import store, versions
     from .corpus import fresh_items, load_corpus
-    from .evaluation import items_fingerprint, latest_version_runs, run_evaluation, version_figures
+    from .evaluation import (
+        env_forced,
+        items_fingerprint,
+        latest_version_runs,
+        run_evaluation,
+        version_figures,
+    )
 
     if questions not in ("held_out", "fresh"):
         raise ValueError(f"model_version_eval: questions must be 'held_out' or 'fresh', not {questions!r}")
     ecfg, names = ctx.recipe.eval, versions.recipe_model_names(ctx.recipe.name)
+    corpus_items = load_corpus(Path(corpus.path))
+    items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
+    items = [it for it in items if it.pool in ecfg.pools]
+    items_fp = items_fingerprint(items)
+
+    def key() -> str:  # the registered versions' state too: a new or newly evaluated version changes it
+        return _stage_key(ctx, "model_version_eval", version=version, questions=questions, fresh_seed=fresh_seed,
+                          eval=ecfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(), seed=ctx.recipe.seed,
+                          sandbox=_sandbox_limits(ctx), items=items_fp, versions=_versions_state(names))
+
+    if not (force or env_forced()) and (cached := _reuse(ctx, "model_version_eval", key(), valid=_runs_stored(ctx),
+                                                         artifact=ctx.artifact("model_version_eval"))):
+        return cached
     with lineage.asset_run(ctx.recipe.mlflow, "model_version_eval", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"version": version or "(candidates)", "questions": questions,
                                    "fresh_seed": fresh_seed, "eval": ecfg.model_dump()}) as run:
         import mlflow
 
-        corpus_items = load_corpus(Path(corpus.path))
-        items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
-        items = [it for it in items if it.pool in ecfg.pools]
-        items_fp = items_fingerprint(items)
         if version:
             targets = [versions.resolve(_version_uri(version, ctx.recipe.name))]
         else:
@@ -535,9 +550,20 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
             if questions == "held_out":
                 champions[t.name] = versions.update_champion(
                     t.name, items_fp, f"{versions.EVAL_PREFIX}{ecfg.modes[0]}.accuracy")
-        return StageResult(result["report_path"], run.info.run_id,
-                           {**result, "model_versions": list(keys), "questions": questions, "n_questions": len(items),
-                            "version_figures": figures, "champions": champions})
+        out = StageResult(result["report_path"], run.info.run_id,
+                          {**result, "model_versions": list(keys), "questions": questions, "n_questions": len(items),
+                           "version_figures": figures, "champions": champions})
+        # keyed on the state it leaves: re-run with nothing new registered, it is reused
+        return _record(out, key(), artifact=ctx.artifact("model_version_eval"))
+
+
+def _versions_state(names: list[str]) -> dict[str, list[Any]]:
+    """Every registered version of `names` with the questions it was evaluated on and its aliases' targets."""
+    from . import versions
+
+    return {name: [[n, versions.evaluated_on(name, str(n))] for n in versions.version_numbers(name)]
+            + [[alias, versions.alias_version(name, alias)] for alias in (versions.CANDIDATE, versions.CHAMPION)]
+            for name in names}
 
 
 def _version_uri(version: str, recipe_name: str) -> str:

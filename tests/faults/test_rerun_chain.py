@@ -17,7 +17,7 @@ from pathlib import Path
 from .conftest import kill_midway, latest_metadata, make_env, materialize, mlflow_runs
 
 ASSETS = ("task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "sft_checkpoint",
-          "grpo_checkpoint", "eval_report")
+          "grpo_checkpoint", "eval_report", "model_version_eval")
 
 
 def _finished(env: dict, asset: str) -> list[str]:
