@@ -504,6 +504,7 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
     if questions not in ("held_out", "fresh"):
         raise ValueError(f"model_version_eval: questions must be 'held_out' or 'fresh', not {questions!r}")
     ecfg, names = ctx.recipe.eval, versions.recipe_model_names(ctx.recipe.name)
+    lineage.setup(ctx.recipe.mlflow)  # the registry is read for the key before the stage's run points MLflow there
     corpus_items = load_corpus(Path(corpus.path))
     items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
     items = [it for it in items if it.pool in ecfg.pools]

@@ -73,12 +73,15 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
         tmp_path: Path, seed: int) -> None:
     root = tmp_path
     env = make_env(root)
+    # the chain runs as README's command does, on the default store under the data folder (the same file
+    # env's MLFLOW_TRACKING_URI names for reading it here): nothing may depend on the variable being set
+    user_env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}
     art = Path(env["R1CI_DATA_DIR"]) / "faults"
     rng = random.Random(f"{seed}:chain")
 
     # 1. killed while the teacher writes its shards
     shards = art / "teacher_trajectories.shards"
-    kill_midway(env, "*", lambda: len(list(shards.glob("shard-*.parquet"))), total=10, margin=2, rng=rng,
+    kill_midway(user_env, "*", lambda: len(list(shards.glob("shard-*.parquet"))), total=10, margin=2, rng=rng,
                 log=root / "kill_teacher.log", timeout=600)
     from r1ci_core.shards import read_shard_meta
 
@@ -91,7 +94,7 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
     # 2. the whole chain again, killed mid-SFT: the corpus is reused, the teacher resumes from its shards
     before, mtimes = _all_finished(env), {"task_corpus": _mtimes(art / "task_corpus")}
     sft_work = art / "sft_checkpoint.work"
-    kill_midway(env, "*", lambda: _last_step(sft_work), total=10, rng=rng, log=root / "kill_sft.log", timeout=600)
+    kill_midway(user_env, "*", lambda: _last_step(sft_work), total=10, rng=rng, log=root / "kill_sft.log", timeout=600)
     _check_reused(env, art, before, mtimes, ("task_corpus",))
     teacher = _last_finished(env, "teacher_trajectories")
     assert teacher.data.metrics["n_resumed_questions"] == len(done), "the finished shards were not reused"
@@ -104,7 +107,7 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
     before = _all_finished(env)
     mtimes = {a: _mtimes(art / a) for a in ("task_corpus", "base_model", "teacher_trajectories", "sft_dataset")}
     grpo_work = art / "grpo_checkpoint.work"
-    kill_midway(env, "*", lambda: _last_step(grpo_work), total=5, rng=rng, log=root / "kill_grpo.log", timeout=600)
+    kill_midway(user_env, "*", lambda: _last_step(grpo_work), total=5, rng=rng, log=root / "kill_grpo.log", timeout=600)
     _check_reused(env, art, before, mtimes, tuple(mtimes))
     sft = _last_finished(env, "sft_checkpoint")
     assert sft.data.metrics["resumed_from_step"] >= 1, "SFT started over instead of resuming"
@@ -114,7 +117,7 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
     # 4. again, to the end: GRPO resumes, SFT is reused (and registered once)
     before = _all_finished(env)
     mtimes = {a: _mtimes(art / a) for a in ASSETS[:5]}
-    materialize(env, "*", in_process=False)
+    materialize(user_env, "*", in_process=False)
     _check_reused(env, art, before, mtimes, ASSETS[:5])
     grpo = _last_finished(env, "grpo_checkpoint")
     assert grpo.data.metrics["resumed_from_step"] >= 1, "GRPO started over instead of resuming"
@@ -127,7 +130,7 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
     db = Path(env["R1CI_DATA_DIR"]) / "r1ci.duckdb"
     n_eval = _eval_runs(db)
     t0 = time.perf_counter()
-    materialize(env, "*", in_process=False)
+    materialize(user_env, "*", in_process=False)
     wall = time.perf_counter() - t0
     print(f"[faults] whole-chain re-run with nothing changed: {wall:.1f}s")
     _check_reused(env, art, before, mtimes, ASSETS)
