@@ -29,7 +29,6 @@ functions of `rewards.py` as keyword arguments.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterator
@@ -45,22 +44,10 @@ from .models import load_tokenizer
 from .rewards import get_reward_funcs, reward_spec
 from .tasks import Item, registry
 from .tito import retokenize_mismatches, trainer_mismatches
-from .training import (
-    fingerprint_work_dir,
-    load_policy,
-    mlflow_callback,
-    resumed_step,
-    train_resumable,
-    training_args,
-)
+from .training import fingerprint_work_dir, load_policy, train_resumable, training_args
 
-log = logging.getLogger(__name__)
-
-GRPO_DEFAULTS: dict[str, Any] = {
-    "report_to": "none",
-    "save_strategy": "steps",
+GRPO_DEFAULTS: dict[str, Any] = {  # over training.TRAINER_DEFAULTS
     "save_steps": 10,
-    "save_total_limit": 2,
     "logging_steps": 1,
     "num_generations": 5,
     "beta": 0.001,
@@ -343,7 +330,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, tito_check=opts.tito_check)
     # the trainer: TRL's, with r1ci's rollouts, step batch and per-step figures
     funcs = get_reward_funcs(opts.reward_names)
-    callbacks = [mlflow_callback()] + ([_stage_callback(stages)] if stages else [])
+    callbacks = [_stage_callback(stages)] if stages else []
     trainer = make_trainer_class()(model=load_policy(recipe, sft_path), reward_funcs=funcs, args=opts.args,
                                    train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                    rollout_func=rollout_func, callbacks=callbacks)
@@ -354,10 +341,10 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     trainer.r1ci_tito = opts.tito_check
     trainer.r1ci_batch = step_batch(recipe, items, rows, rollout_func, (funcs, opts.reward_weights), opts.dynamic,
                                     baseline)
-    _, resume = train_resumable(trainer, tokenizer, work_dir, out_dir, "GRPO")
+    _, resumed = train_resumable(trainer, tokenizer, work_dir, out_dir, "GRPO")
     return {**grpo_figures(trainer.state.log_history, stages, math.ceil(len(items) / prompts_per_step)),
             "steps": int(trainer.state.global_step),
-            "resumed_from_step": resumed_step(resume),
+            "resumed_from_step": resumed,
             "n_rollouts": int(rollout_func.stats["rollouts"]),
             "n_infra_errors": int(rollout_func.stats["infra_errors"]),
             "rollout_s": round(float(rollout_func.stats["rollout_s"]), 1),

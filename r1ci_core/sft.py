@@ -8,32 +8,16 @@ section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus `lora
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from .chat import tokenize_conversation
 from .config import Recipe
 from .models import load_tokenizer
-from .training import (
-    fingerprint_work_dir,
-    load_policy,
-    mlflow_callback,
-    resumed_step,
-    train_resumable,
-    training_args,
-)
+from .training import fingerprint_work_dir, load_policy, train_resumable, training_args
 from .trajectory import Trajectory
 
-log = logging.getLogger(__name__)
-
-SFT_DEFAULTS: dict[str, Any] = {
-    "report_to": "none",
-    "save_strategy": "steps",
-    "save_steps": 50,
-    "save_total_limit": 2,
-    "logging_steps": 5,
-}
+SFT_DEFAULTS: dict[str, Any] = {"save_steps": 50, "logging_steps": 5}  # over training.TRAINER_DEFAULTS
 
 
 def sft_rows(trajectories: list[Trajectory], tokenizer: Any) -> list[dict[str, list[int]]]:
@@ -69,8 +53,8 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     dataset = Dataset.from_list(rows)
     peft_config = _peft_config(lora)
     trainer = SFTTrainer(model=load_policy(recipe, base_path), args=args, train_dataset=dataset,
-                         processing_class=tokenizer, callbacks=[mlflow_callback()], peft_config=peft_config)
-    result, resume = train_resumable(trainer, tokenizer, work_dir, out_dir, "SFT",
+                         processing_class=tokenizer, peft_config=peft_config)
+    result, resumed = train_resumable(trainer, tokenizer, work_dir, out_dir, "SFT",
                                      before_save=_merge_adapter if peft_config is not None else None)
     history = trainer.state.log_history
     losses = [e["loss"] for e in history if "loss" in e]
@@ -78,7 +62,7 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
         "train_loss": float(result.training_loss),
         "final_loss": float(losses[-1]) if losses else float("nan"),
         "steps": int(trainer.state.global_step),
-        "resumed_from_step": resumed_step(resume),
+        "resumed_from_step": resumed,
         "n_examples": len(dataset),
         "n_tokens": int(sum(len(r["input_ids"]) for r in rows)),
         "n_loss_tokens": int(sum(sum(r["assistant_masks"]) for r in rows)),
