@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .chat import prompt_messages
 from .config import DynamicSamplingConfig, Recipe, RecipeError
 from .grpo_batch import StepBatch, reward_totals, uniform_groups
@@ -44,7 +46,7 @@ from .models import load_tokenizer
 from .rewards import get_reward_funcs, reward_spec
 from .tasks import Item, registry
 from .tito import retokenize_mismatches, trainer_mismatches
-from .training import fingerprint_work_dir, load_policy, train_resumable, training_args
+from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
 
 GRPO_DEFAULTS: dict[str, Any] = {  # over training.TRAINER_DEFAULTS
     "save_steps": 10,
@@ -325,12 +327,14 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
 
     fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],
-                                    "seed": recipe.seed})
+                                    "seed": recipe.seed,  # the online mix changes the prompts trained on
+                                    **({"online": recipe.curriculum.online.model_dump()}
+                                       if recipe.curriculum.online.enabled else {})})
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)
     rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, tito_check=opts.tito_check)
     # the trainer: TRL's, with r1ci's rollouts, step batch and per-step figures
     funcs = get_reward_funcs(opts.reward_names)
-    callbacks = [_stage_callback(stages)] if stages else []
+    callbacks = [mlflow_callback()] + ([_stage_callback(stages)] if stages else [])
     trainer = make_trainer_class()(model=load_policy(recipe, sft_path), reward_funcs=funcs, args=opts.args,
                                    train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                    rollout_func=rollout_func, callbacks=callbacks)
@@ -374,9 +378,11 @@ class GrpoOptions:
         filter_uniform = bool(section.pop("filter_uniform_groups", False))
         try:
             dynamic = DynamicSamplingConfig.model_validate(section.pop("dynamic_sampling", None) or {})
-        except ValueError as err:
-            raise RecipeError(f"recipe grpo.dynamic_sampling: {str(err).splitlines()[-1].strip()} "
-                              "(keys: enabled, max_rounds)") from None
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(["grpo.dynamic_sampling", *map(str, first["loc"])])
+            raise RecipeError(f"recipe {where}: {first['msg']} (keys: enabled: true/false, max_rounds: "
+                              "a positive number)") from None
         tito = section.pop("tito_check", True)
         if not isinstance(tito, bool):
             raise RecipeError(f"recipe grpo.tito_check must be true or false, got {tito!r}")

@@ -14,7 +14,7 @@ from typing import Any
 from .chat import tokenize_conversation
 from .config import Recipe
 from .models import load_tokenizer
-from .training import fingerprint_work_dir, load_policy, train_resumable, training_args
+from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
 from .trajectory import Trajectory
 
 SFT_DEFAULTS: dict[str, Any] = {"save_steps": 50, "logging_steps": 5}  # over training.TRAINER_DEFAULTS
@@ -53,7 +53,7 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     dataset = Dataset.from_list(rows)
     peft_config = _peft_config(lora)
     trainer = SFTTrainer(model=load_policy(recipe, base_path), args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+                         processing_class=tokenizer, callbacks=[mlflow_callback()], peft_config=peft_config)
     result, resumed = train_resumable(trainer, tokenizer, work_dir, out_dir, "SFT",
                                      before_save=_merge_adapter if peft_config is not None else None)
     history = trainer.state.log_history

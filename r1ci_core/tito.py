@@ -57,13 +57,15 @@ def trainer_mismatches(batch: dict[str, Any], expected: Sequence[tuple[list[int]
     """Rows of TRL's scored `batch` whose prompt ids, completion ids or policy-token mask differ from
     `expected` (per trajectory: prompt ids, completion ids, mask, as the rollout function returned them)."""
     bad = 0
-    prompt_mask, completion_mask = batch["prompt_mask"].bool(), batch["completion_mask"].bool()
+    prompt_mask, completion_mask = batch["prompt_mask"].bool(), batch["completion_mask"]
     tool_mask = batch.get("tool_mask")
     for row, (prompt, completion, mask) in enumerate(expected):
+        n = len(completion)  # TRL pads on the right (and may zero a truncated row's mask: not a change of ids)
         got_prompt = batch["prompt_ids"][row][prompt_mask[row]].tolist()
-        got_completion = batch["completion_ids"][row][completion_mask[row]].tolist()
-        got_mask = tool_mask[row][completion_mask[row]].tolist() if tool_mask is not None else [1] * len(mask)
-        bad += int(got_prompt != list(prompt) or got_completion != list(completion) or got_mask != list(mask))
+        got_completion = batch["completion_ids"][row][:n].tolist()
+        got_mask = tool_mask[row][:n].tolist() if tool_mask is not None else [1] * n
+        bad += int(got_prompt != list(prompt) or got_completion != list(completion) or got_mask != list(mask)
+                   or bool(completion_mask[row][n:].any()))
     if bad:
         log.warning("token-in-token-out: %d of %d rows of TRL's batch differ from the ids the engine sampled",
                     bad, len(expected))

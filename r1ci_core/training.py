@@ -61,10 +61,9 @@ def load_policy(recipe: Any, path: str) -> Any:
 
 def train_resumable(trainer: Any, tokenizer: Any, work_dir: Path, out_dir: Path, what: str,
                     before_save: Any = None) -> tuple[Any, int]:
-    """Train, logging to the active MLflow run (`mlflow_callback`), from the newest checkpoint in `work_dir` (if
-    any); then save to `out_dir` atomically (`before_save(trainer)` first, e.g. merging a LoRA adapter).
-    Returns TRL's result and the step it resumed from (0: from the start)."""
-    trainer.add_callback(mlflow_callback())
+    """Train from the newest checkpoint in `work_dir` (if any), then save to `out_dir` atomically
+    (`before_save(trainer)` first, e.g. merging a LoRA adapter). Returns TRL's result and the step it resumed
+    from (0: from the start)."""
     resume = last_checkpoint(work_dir)
     if resume:
         log.info("resuming %s from %s", what, resume)

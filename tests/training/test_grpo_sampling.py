@@ -14,7 +14,7 @@ from r1ci_core.config import load_recipe
 from r1ci_core.curriculum import OnlineDifficulty
 from r1ci_core.models import load_model, load_tokenizer
 from r1ci_core.rollout import get_backend, run_rollouts
-from r1ci_core.tito import retokenize_mismatch, retokenize_mismatches
+from r1ci_core.tito import retokenize_mismatch, retokenize_mismatches, trainer_mismatches
 
 
 def _capturing(captured: dict):
@@ -99,7 +99,7 @@ def test_dynamic_sampling_stops_after_max_rounds_and_masks_what_stays_uniform(tm
 def test_dynamic_sampling_key_is_checked(tmp_path, tiny_policy, items, sandbox, small_recipe):
     from r1ci_core.config import RecipeError
 
-    with pytest.raises(RecipeError, match="grpo.dynamic_sampling.*max_rounds"):
+    with pytest.raises(RecipeError, match=r"grpo\.dynamic_sampling\.max_round: Extra inputs are not permitted"):
         grpo.train_grpo(small_recipe.with_overrides({"grpo.dynamic_sampling": {"max_round": 2}}), items,
                         str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
 
@@ -158,3 +158,22 @@ def test_online_mix_moves_toward_mid_difficulty_families():
     assert late["mid"] > late["always"] + late["never"]
     online.update("mid", [None, None])  # infra errors carry no information
     assert online.weights() == w
+
+
+def test_trainer_check_counts_rows_whose_ids_changed_on_the_way_to_the_loss():
+    """TRL's padded batch against what the rollout function sent: equal rows pass; a dropped or changed id fails."""
+    import torch
+
+    sent = [([5, 6], [7, 8, 9], [1, 0, 1]), ([4], [3, 2], [1, 1])]
+    batch = {"prompt_ids": torch.tensor([[5, 6], [0, 4]]), "prompt_mask": torch.tensor([[1, 1], [0, 1]]),
+             "completion_ids": torch.tensor([[7, 8, 9], [3, 2, 0]]),
+             "completion_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]), "tool_mask": torch.tensor([[1, 0, 1], [1, 1, 1]])}
+    assert trainer_mismatches(batch, sent) == 0
+    batch["completion_ids"][1, 1] = 1  # an id rewritten
+    assert trainer_mismatches(batch, sent) == 1
+    batch["completion_ids"][1, 1] = 2
+    batch["prompt_mask"][0, 0] = 0  # the prompt cut short
+    assert trainer_mismatches(batch, sent) == 1
+    batch["prompt_mask"][0, 0] = 1
+    batch["tool_mask"][0, 1] = 1  # an interpreter token given a loss
+    assert trainer_mismatches(batch, sent) == 1
