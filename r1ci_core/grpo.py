@@ -182,6 +182,13 @@ def _vllm_awake(trainer: Any) -> Iterator[None]:
         gen._llm_weights_sleeping = True
 
 
+def _sync_vllm_weights(trainer: Any) -> None:
+    """Push the policy's weights into TRL's vLLM engine once per step, as TRL's `_generate` does (it then skips)."""
+    if _uses_vllm(trainer) and trainer.state.global_step != trainer._last_loaded_step:
+        trainer.vllm_generation.sync_weights()
+        trainer._last_loaded_step = trainer.state.global_step
+
+
 def completion_logprobs(traj: Any, n: int) -> list[float | None]:
     """The sampling logprobs of a trajectory's first `n` completion tokens (None where it has none)."""
     lps = traj.logprobs or [None] * len(traj.token_ids)
@@ -245,6 +252,7 @@ def make_trainer_class() -> type:
             batch = self.r1ci_batch if training and self.r1ci_batch is not None and self.r1ci_batch.active else None
             prepared = None
             if batch is not None:
+                _sync_vllm_weights(self)  # the step's rollouts start here, before TRL's own sync in `_generate`
                 inputs, prepared = batch.prepare(inputs, self)
                 self.r1ci_rollout_func.prepared = prepared
             out = super()._generate_and_score_completions(inputs)
