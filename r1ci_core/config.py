@@ -156,6 +156,25 @@ class FilterConfig(_Section):
     seed: int = 0
 
 
+class DynamicSamplingConfig(_Section):
+    """`grpo.dynamic_sampling` (DAPO's `filter_groups`, see `r1ci_core.grpo_batch`): a group whose rewards all agree
+    is dropped and a fresh prompt rolled out in its place, for at most `max_rounds` extra generation rounds per
+    step; groups still uniform then stay in the batch with no loss (as `filter_uniform_groups` does)."""
+
+    enabled: bool = False
+    max_rounds: PositiveInt = Field(default=3, description="extra generation rounds per step at most")
+
+
+class OnlineDifficultyConfig(_Section):
+    """`curriculum.online` (see `r1ci_core.curriculum.OnlineDifficulty`): each family's pass rate p re-estimated
+    from GRPO's own groups (an exponential moving average, starting from `task_difficulty`'s p, else 0.5), and the
+    prompts of every step drawn by family with weight max(floor, 4p(1-p))."""
+
+    enabled: bool = False
+    ema: float = Field(default=0.3, gt=0.0, le=1.0, description="weight of a new group's pass rate in the average")
+    floor: float = Field(default=0.05, gt=0.0, le=1.0, description="least weight of a family (none starves)")
+
+
 class CurriculumConfig(_Section):
     """GRPO curriculum (see `r1ci_core.curriculum`): families by improvement potential 4p(1-p), in stages.
 
@@ -166,6 +185,7 @@ class CurriculumConfig(_Section):
     """
 
     enabled: bool = False
+    online: OnlineDifficultyConfig = OnlineDifficultyConfig()
     samples_per_family: PositiveInt = Field(default=20, description="k: samples per family (paper: 20)")
     questions_per_family: PositiveInt = 5
     n_stages: PositiveInt = Field(default=4, description="stages, high potential first (paper: 4)")

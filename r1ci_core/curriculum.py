@@ -6,6 +6,8 @@ rollout engine, code executed) and gives each family its pass rate p and improve
 potential and cuts them into `n_stages` groups; `curriculum_items` lays the GRPO prompts out stage after
 stage. As in the paper, training "begins with high-potential samples and gradually incorporates
 lower-potential ones": stage k draws from groups 1..k (`cumulative`, the default), or from group k alone.
+`OnlineDifficulty` (`curriculum.online`) re-estimates the pass rates from GRPO's own groups during training and
+draws each step's prompts by family with weight 4p(1-p), beside (or instead of) the offline measurement.
 """
 
 from __future__ import annotations
@@ -133,6 +135,56 @@ def curriculum_items(items: Sequence[Item], stages: Sequence[Stage], prompts_per
             out.append((stage.index, shuffled[fam][cursor[fam] % len(shuffled[fam])]))
             cursor[fam] += 1
     return out
+
+
+class OnlineDifficulty:
+    """Each family's pass rate re-estimated from GRPO's own groups as training goes, and a family mix by potential.
+
+    `update` folds a group's mean score into its family's pass rate p (an exponential moving average with weight
+    `ema`, starting from `prior`, e.g. `task_difficulty`'s p, else 0.5); `weights` gives each family
+    max(`floor`, 4p(1-p)), normalised: families always or never solved fall to the floor (never to zero, so
+    their p keeps being measured), mid-difficulty ones get the most prompts; `draw` picks prompts by that mix.
+    """
+
+    def __init__(self, families: Sequence[str], prior: Mapping[str, float] | None = None, *, ema: float = 0.3,
+                 floor: float = 0.05):
+        if not 0.0 < ema <= 1.0 or not 0.0 < floor <= 1.0:
+            raise ValueError(f"curriculum.online: ema {ema} and floor {floor} must be in (0, 1]")
+        prior = prior or {}
+        self.pass_rate = {f: float(prior.get(f, 0.5)) for f in sorted(families)}
+        self.ema, self.floor = ema, floor
+
+    def update(self, family: str, scores: Sequence[float | None]) -> None:
+        """Fold one group's scores (None: infra error, left out) into `family`'s pass rate."""
+        vals = [float(s) for s in scores if s is not None]
+        if vals and family in self.pass_rate:
+            self.pass_rate[family] += self.ema * (sum(vals) / len(vals) - self.pass_rate[family])
+
+    def weights(self, families: Sequence[str] | None = None) -> dict[str, float]:
+        """Sampling weight of each family (of `families`, default all), summing to 1."""
+        fams = [f for f in (families if families is not None else self.pass_rate) if f in self.pass_rate]
+        raw = {f: max(self.floor, improvement_potential(self.pass_rate[f])) for f in fams}
+        total = sum(raw.values())
+        return {f: w / total for f, w in raw.items()} if total else {}
+
+    def draw(self, candidates: Sequence[Any], n: int, rng: random.Random, family: Any = None) -> list[Any]:
+        """`n` distinct candidates (fewer if there are not enough): a family by `weights`, then one of its
+        candidates at random. `family(candidate)` names a candidate's family (default: its `.family`)."""
+        family = family or (lambda c: c.family)
+        by_family: dict[str, list[Any]] = {}
+        for c in candidates:
+            by_family.setdefault(family(c), []).append(c)
+        out: list[Any] = []
+        while len(out) < n and by_family:
+            weights = self.weights(sorted(by_family))
+            if not weights:  # candidates of families the estimator does not know: uniform
+                weights = dict.fromkeys(sorted(by_family), 1.0)
+            fam = rng.choices(list(weights), weights=list(weights.values()))[0]
+            pool = by_family[fam]
+            out.append(pool.pop(rng.randrange(len(pool))))
+            if not pool:
+                del by_family[fam]
+        return out
 
 
 def difficulty_items(items: Sequence[Item], questions_per_family: int, seed: int = 0) -> list[Item]:

@@ -15,43 +15,41 @@ functions of `rewards.py` as keyword arguments.
 * A trajectory whose sandbox failed (infra error) gets None from every reward, so TRL leaves it out of its
   group's baseline and gives it a zero advantage; its `env_mask` is all zeros, so it adds nothing to the loss.
 * `grpo.filter_uniform_groups` (r1ci key): groups whose rewards all agree carry no learning signal; their
-  tokens are masked from the loss and the count is logged (`filtered_groups`).
+  tokens are masked from the loss and the count is logged (`filtered_groups`): the cheap variant of
+* `grpo.dynamic_sampling` (DAPO): such groups are replaced by fresh prompts, for a bounded number of extra
+  generation rounds (`grpo_batch`); logged per step as `dynamic_sampling/dropped_groups` and `.../rounds`.
+* `grpo.tito_check` (on by default): the ids each trajectory trains on are compared with its re-tokenised
+  conversation and with TRL's batch (`tito`); mismatches are logged per step (`tito/...`).
 * Curriculum (`recipe.curriculum.enabled` and a schedule from `task_difficulty`): the prompts are laid out
   stage by stage (high improvement potential first) and not shuffled; `curriculum_stage` is logged per step.
+  `curriculum.online` draws each step's prompts by family with weight 4p(1-p) of pass rates re-estimated from
+  the groups as training goes (`online_mix/<family>` per step).
 * A killed run resumes from the newest `checkpoint-N` in the work folder (optimizer, scheduler, step, RNG).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .chat import prompt_messages
-from .config import Recipe, RecipeError
-from .models import load_model, load_tokenizer
-from .rewards import get_reward_funcs, reward_spec, total_rewards
+from .config import DynamicSamplingConfig, Recipe, RecipeError
+from .grpo_batch import StepBatch, reward_totals, uniform_groups
+from .models import load_tokenizer
+from .rewards import get_reward_funcs, reward_spec
 from .tasks import Item, registry
-from .training import (
-    fingerprint_work_dir,
-    last_checkpoint,
-    mlflow_callback,
-    resumed_step,
-    save_final,
-    trl_config,
-)
+from .tito import retokenize_mismatches, trainer_mismatches
+from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
 
-log = logging.getLogger(__name__)
-
-GRPO_DEFAULTS: dict[str, Any] = {
-    "report_to": "none",
-    "save_strategy": "steps",
+GRPO_DEFAULTS: dict[str, Any] = {  # over training.TRAINER_DEFAULTS
     "save_steps": 10,
-    "save_total_limit": 2,
     "logging_steps": 1,
     "num_generations": 5,
     "beta": 0.001,
@@ -59,23 +57,26 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,
 }
 # r1ci keys of the recipe's grpo section (not GRPOConfig fields)
-R1CI_KEYS = ("rewards", "filter_uniform_groups")
-CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
+R1CI_KEYS = ("rewards", "filter_uniform_groups", "dynamic_sampling", "tito_check")
 
 
 def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox: Any,
-                      families: dict[str, Any] | None = None) -> Any:
+                      families: dict[str, Any] | None = None, tito_check: bool = True) -> Any:
     """A TRL `rollout_func`: runs the multi-turn engine for the given prompts on the trainer's live model, or on
-    TRL's vLLM engine when the trainer has one (`rollout_backend`)."""
+    TRL's vLLM engine when the trainer has one (`rollout_backend`).
+
+    `rollout_func.generate(items, trainer)` is the engine call itself (one trajectory per item), which the
+    step's prompt choice (`grpo_batch.StepBatch`) also uses; trajectories it leaves in `rollout_func.prepared`
+    are returned for those prompts instead of new ones. With `tito_check`, every trajectory is compared with
+    its re-tokenised conversation (`tito.retokenize_mismatches`; `rollout_func.last_tito`)."""
     from .rollout import run_rollouts
 
     by_question = {it.question: it for it in items}
     families = families if families is not None else registry()
-    stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0, "calls": 0, "rollout_s": 0.0}
+    stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0, "calls": 0, "rollout_s": 0.0, "step_s": 0.0,
+                               "tito_mismatches": 0}
 
-    def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, Any]:
-        questions = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
-        batch = [by_question[q] for q in questions]
+    def generate(batch: list[Item], trainer: Any) -> list[Any]:
         backend = rollout_backend(trainer, tokenizer)
         limits = recipe.rollout.model_copy(update={"temperature": trainer.args.temperature,
                                                    "top_p": getattr(trainer.args, "top_p", 1.0) or 1.0})
@@ -84,33 +85,56 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
         with _vllm_awake(trainer):
             trajs = run_rollouts(backend, batch, limits=limits, sandbox=sandbox, samples_per_item=1,
                                  seed=seed, progress=False, families=families)
-        rollout_func.last_s = time.perf_counter() - t0  # type: ignore[attr-defined]
-        stats["rollout_s"] += rollout_func.last_s  # type: ignore[attr-defined]
+        stats["step_s"] += time.perf_counter() - t0
         stats["calls"] += 1
         stats["rollouts"] += len(trajs)
         stats["infra_errors"] += sum(t.infra_error for t in trajs)
+        return trajs
+
+    def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        questions = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
+        batch = [by_question[q] for q in questions]
+        trajs, rollout_func.prepared = rollout_func.prepared, None  # type: ignore[attr-defined]
+        if trajs is None or [t.item_id for t in trajs] != [it.id for it in batch]:
+            trajs = generate(batch, trainer)
+        rollout_func.last_s, stats["step_s"] = stats["step_s"], 0.0  # type: ignore[attr-defined]
+        stats["rollout_s"] += rollout_func.last_s  # type: ignore[attr-defined]
         rollout_func.last = trajs  # type: ignore[attr-defined]
-        eos = set(getattr(trainer, "eos_token_ids", None) or [tokenizer.eos_token_id])
-        completions = [trl_completion(t, eos) for t in trajs]
-        return {
-            "prompt_ids": [t.token_ids[: t.prompt_len] for t in trajs],
-            "completion_ids": [ids for ids, _ in completions],
-            # vLLM's sampling logprobs of the completion tokens (TRL's importance-sampling correction)
-            "logprobs": [completion_logprobs(t, len(ids)) for t, (ids, _) in zip(trajs, completions, strict=True)]
-            if _uses_vllm(trainer) else None,
-            # 1 = the policy's own tokens; 0 = interpreter output and template; all 0 after an infra error
-            "env_mask": [[0] * len(mask) if t.infra_error else mask for t, (_, mask) in zip(trajs, completions,
-                                                                                          strict=True)],
-            "score": [t.score for t in trajs],
-            "parseable": [t.parseable for t in trajs],
-            "infra_error": [t.infra_error for t in trajs],
-            "n_turns": [t.n_turns for t in trajs],
-            "n_code_calls": [t.n_code_calls for t in trajs],
-        }
+        if tito_check:
+            rollout_func.last_tito = retokenize_mismatches(trajs, tokenizer)  # type: ignore[attr-defined]
+            stats["tito_mismatches"] += rollout_func.last_tito  # type: ignore[attr-defined]
+        out = trl_rollout(trajs, trainer, tokenizer)
+        rollout_func.sent = list(zip(out["prompt_ids"], out["completion_ids"], out["env_mask"], strict=True))  # type: ignore[attr-defined]
+        return out
 
     rollout_func.stats = stats  # type: ignore[attr-defined]
     rollout_func.last = []  # type: ignore[attr-defined]
+    rollout_func.prepared = None  # type: ignore[attr-defined]
+    rollout_func.sent = []  # type: ignore[attr-defined]
+    rollout_func.last_tito = None  # type: ignore[attr-defined]
+    rollout_func.generate = generate  # type: ignore[attr-defined]
     return rollout_func
+
+
+def trl_rollout(trajs: list[Any], trainer: Any, tokenizer: Any) -> dict[str, Any]:
+    """What `rollout_func` returns to TRL for these trajectories: ids, mask, logprobs, reward inputs."""
+    eos = set(getattr(trainer, "eos_token_ids", None) or [tokenizer.eos_token_id])
+    completions = [trl_completion(t, eos) for t in trajs]
+    return {
+        "prompt_ids": [t.token_ids[: t.prompt_len] for t in trajs],
+        "completion_ids": [ids for ids, _ in completions],
+        # vLLM's sampling logprobs of the completion tokens (TRL's importance-sampling correction)
+        "logprobs": [completion_logprobs(t, len(ids)) for t, (ids, _) in zip(trajs, completions, strict=True)]
+        if _uses_vllm(trainer) else None,
+        # 1 = the policy's own tokens; 0 = interpreter output and template; all 0 after an infra error
+        "env_mask": [[0] * len(mask) if t.infra_error else mask for t, (_, mask) in zip(trajs, completions,
+                                                                                      strict=True)],
+        "score": [t.score for t in trajs],
+        "parseable": [t.parseable for t in trajs],
+        "infra_error": [t.infra_error for t in trajs],
+        "n_turns": [t.n_turns for t in trajs],
+        "n_code_calls": [t.n_code_calls for t in trajs],
+    }
 
 
 def _uses_vllm(trainer: Any) -> bool:
@@ -158,6 +182,13 @@ def _vllm_awake(trainer: Any) -> Iterator[None]:
         gen._llm_weights_sleeping = True
 
 
+def _sync_vllm_weights(trainer: Any) -> None:
+    """Push the policy's weights into TRL's vLLM engine once per step, as TRL's `_generate` does (it then skips)."""
+    if _uses_vllm(trainer) and trainer.state.global_step != trainer._last_loaded_step:
+        trainer.vllm_generation.sync_weights()
+        trainer._last_loaded_step = trainer.state.global_step
+
+
 def completion_logprobs(traj: Any, n: int) -> list[float | None]:
     """The sampling logprobs of a trajectory's first `n` completion tokens (None where it has none)."""
     lps = traj.logprobs or [None] * len(traj.token_ids)
@@ -199,53 +230,70 @@ def trl_completion(traj: Any, eos_ids: set[int]) -> tuple[list[int], list[int]]:
 
 
 def make_trainer_class() -> type:
-    """`GRPOTrainer` plus r1ci's uniform-group filter (the class is built lazily: TRL imports are slow)."""
+    """`GRPOTrainer` plus r1ci's step batch (dynamic sampling, online mix), uniform-group filter and
+    token-in-token-out check (the class is built lazily: TRL imports are slow)."""
     import torch
     from trl import GRPOTrainer
 
     class R1CIGRPOTrainer(GRPOTrainer):
-        """Masks groups whose rewards all agree when `filter_uniform_groups`, logging how many."""
+        """Chooses each step's prompts (`r1ci_batch`), masks groups whose rewards all agree when
+        `filter_uniform_groups` (or left uniform by dynamic sampling), logs the counts and checks the ids."""
 
         r1ci_filter_uniform = False
         r1ci_rewards: tuple[list[Any], list[float]] = ([], [])
         r1ci_rollout_func: Any = None
+        r1ci_batch: StepBatch | None = None
+        r1ci_tito = True
         r1ci_filtered_total = 0
         r1ci_baseline: dict[str, float] = {}
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            training = self.model.training
+            batch = self.r1ci_batch if training and self.r1ci_batch is not None and self.r1ci_batch.active else None
+            prepared = None
+            if batch is not None:
+                _sync_vllm_weights(self)  # the step's rollouts start here, before TRL's own sync in `_generate`
+                inputs, prepared = batch.prepare(inputs, self)
+                self.r1ci_rollout_func.prepared = prepared
             out = super()._generate_and_score_completions(inputs)
             trajs = getattr(self.r1ci_rollout_func, "last", None) or []
-            if not self.model.training or not trajs:
+            if not training or not trajs:
                 return out
-            funcs, weights = self.r1ci_rewards
-            kwargs = {"completions": [None] * len(trajs), "score": [t.score for t in trajs],
-                      "parseable": [t.parseable for t in trajs], "infra_error": [t.infra_error for t in trajs],
-                      "n_turns": [t.n_turns for t in trajs]}
-            totals = total_rewards(funcs, weights, **kwargs)
             g = self.num_generations
-            uniform = []
-            for start in range(0, len(totals) - g + 1, g):
-                vals = [v for v in totals[start:start + g] if v is not None]
-                if len(vals) < 2 or max(vals) - min(vals) < 1e-9:
-                    uniform.append(start)
+            if batch is not None:
+                if prepared is None:  # TRL's rollout generated them: the online mix still learns from them
+                    batch.observe(trajs, g)
+                for name, value in batch.metrics().items():
+                    self._metrics["train"][name].append(value)
+            self._log_step_figures(trajs, out)
+            uniform = uniform_groups(reward_totals(*self.r1ci_rewards, trajs, inputs), g)
             self._metrics["train"]["uniform_groups"].append(float(len(uniform)))
-            self._metrics["train"]["rollout_time"].append(float(getattr(self.r1ci_rollout_func, "last_s", 0.0)))
-            self._metrics["train"]["code_calls"].append(sum(t.n_code_calls for t in trajs) / len(trajs))
-            gains = [t.score - self.r1ci_baseline[t.family] for t in trajs
-                     if t.score is not None and t.family in self.r1ci_baseline]
-            if gains:  # correctness minus the SFT model's pass rate on the same families (task_difficulty)
-                self._metrics["train"]["correctness_gain"].append(sum(gains) / len(gains))
-            if self.r1ci_filter_uniform and uniform:
+            dynamic = batch is not None and batch.dynamic.enabled
+            masked = uniform if self.r1ci_filter_uniform or dynamic else []
+            if masked:
                 mask = out.get("tool_mask")
                 if mask is None:
                     mask = out["tool_mask"] = torch.ones_like(out["completion_mask"])
-                for start in uniform:
+                for start in masked:
                     mask[start:start + g] = 0
                 loss_mask = out["completion_mask"] * mask
                 out["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-                self.r1ci_filtered_total += len(uniform)
-            self._metrics["train"]["filtered_groups"].append(float(len(uniform) if self.r1ci_filter_uniform else 0))
+                self.r1ci_filtered_total += len(masked)
+            self._metrics["train"]["filtered_groups"].append(float(len(masked)))
             return out
+
+        def _log_step_figures(self, trajs: list[Any], out: dict[str, Any]) -> None:
+            """Rollout time, code calls, correctness gain and the token-in-token-out counts of this step."""
+            metrics = self._metrics["train"]
+            metrics["rollout_time"].append(float(getattr(self.r1ci_rollout_func, "last_s", 0.0)))
+            metrics["code_calls"].append(sum(t.n_code_calls for t in trajs) / len(trajs))
+            gains = [t.score - self.r1ci_baseline[t.family] for t in trajs
+                     if t.score is not None and t.family in self.r1ci_baseline]
+            if gains:  # correctness minus the SFT model's pass rate on the same families (task_difficulty)
+                metrics["correctness_gain"].append(sum(gains) / len(gains))
+            if self.r1ci_tito:
+                metrics["tito/retokenize_mismatches"].append(float(self.r1ci_rollout_func.last_tito or 0))
+                metrics["tito/trainer_mismatches"].append(float(trainer_mismatches(out, self.r1ci_rollout_func.sent)))
 
     return R1CIGRPOTrainer
 
@@ -269,80 +317,126 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     `stages` (from `curriculum.stage_schedule`) orders the prompts stage by stage; then `max_steps` is the
     sum of the stages' steps. `baseline` (family -> the SFT model's pass rate at the GRPO temperature, from
     `task_difficulty`) adds the per-step `correctness_gain`: correctness minus the baseline of the same
-    families, a learning signal that the curriculum's changing family mix does not move.
+    families, a learning signal that the curriculum's changing family mix does not move; it is also where the
+    online difficulty estimate (`curriculum.online`) starts.
     """
     import os
 
-    import torch
     from datasets import Dataset
-    from trl import GRPOConfig
 
     if not items:
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    section = dict(recipe.grpo)
-    names, weights = reward_spec(section.pop("rewards", None))
-    filter_uniform = bool(section.pop("filter_uniform_groups", False))
-    resolve_vllm(section, recipe.rollout.backend)
-    cpu = not torch.cuda.is_available()
-    defaults = {**GRPO_DEFAULTS, **(CPU_DEFAULTS if cpu else {}), "seed": recipe.seed, "use_cpu": cpu,
-                "max_completion_length": recipe.rollout.max_new_tokens, "reward_weights": weights}
-    if stages:
-        section["max_steps"] = sum(s.steps for s in stages)
-        section["shuffle_dataset"] = False
-    args = trl_config(GRPOConfig, section, "grpo", work_dir, **defaults)
-    prompts_per_step = max(1, args.per_device_train_batch_size * args.gradient_accumulation_steps
-                           // args.num_generations)
+    opts = GrpoOptions.from_recipe(recipe, work_dir, stages)
+    prompts_per_step = max(1, opts.args.per_device_train_batch_size * opts.args.gradient_accumulation_steps
+                           // opts.args.num_generations)
     rows = grpo_rows(items, stages, prompts_per_step, recipe.seed)
     from .digest import checkpoint_fingerprint
 
     fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],
-                                    "seed": recipe.seed})
+                                    "seed": recipe.seed,  # the online mix changes the prompts trained on
+                                    **({"online": recipe.curriculum.online.model_dump()}
+                                       if recipe.curriculum.online.enabled else {})})
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)
-    model = load_model(sft_path, recipe.model.dtype, recipe.model.local_files_only,
-                       attn_implementation=recipe.model.attn_implementation)
-    dataset = Dataset.from_list(rows)
-    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox)
-    funcs = get_reward_funcs(names)
-    trainer_cls = make_trainer_class()
-    callbacks = [mlflow_callback()]
-    if stages:
-        callbacks.append(_stage_callback(stages))
-    trainer = trainer_cls(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          processing_class=tokenizer, rollout_func=rollout_func, callbacks=callbacks)
-    trainer.r1ci_filter_uniform = filter_uniform
-    trainer.r1ci_rewards = (funcs, weights)
+    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, tito_check=opts.tito_check)
+    # the trainer: TRL's, with r1ci's rollouts, step batch and per-step figures
+    funcs = get_reward_funcs(opts.reward_names)
+    callbacks = [mlflow_callback()] + ([_stage_callback(stages)] if stages else [])
+    trainer = make_trainer_class()(model=load_policy(recipe, sft_path), reward_funcs=funcs, args=opts.args,
+                                   train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                                   rollout_func=rollout_func, callbacks=callbacks)
+    trainer.r1ci_filter_uniform = opts.filter_uniform
+    trainer.r1ci_rewards = (funcs, opts.reward_weights)
     trainer.r1ci_rollout_func = rollout_func
     trainer.r1ci_baseline = dict(baseline or {})
-    resume = last_checkpoint(work_dir)
-    if resume:
-        log.info("resuming GRPO from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    save_final(trainer, tokenizer, out_dir)
-    history = trainer.state.log_history
-    rewards = [e["reward"] for e in history if "reward" in e]
-    steps = [int(e["step"]) for e in history if "reward" in e]
-    correct = [e.get("rewards/correctness/mean", float("nan")) for e in history if "reward" in e]
-    gain = [e.get("correctness_gain", float("nan")) for e in history if "reward" in e]
-    stage_of_step = []
-    for step in steps:
-        end = 0
-        stage_of_step.append(0)
-        for st in stages or []:
-            end += st.steps
-            if step <= end:
-                stage_of_step[-1] = st.index
-                break
-    steps_per_pass = math.ceil(len(items) / prompts_per_step)
+    trainer.r1ci_tito = opts.tito_check
+    trainer.r1ci_batch = step_batch(recipe, items, rows, rollout_func, (funcs, opts.reward_weights), opts.dynamic,
+                                    baseline)
+    _, resumed = train_resumable(trainer, tokenizer, work_dir, out_dir, "GRPO")
+    return {**grpo_figures(trainer.state.log_history, stages, math.ceil(len(items) / prompts_per_step)),
+            "steps": int(trainer.state.global_step),
+            "resumed_from_step": resumed,
+            "n_rollouts": int(rollout_func.stats["rollouts"]),
+            "n_infra_errors": int(rollout_func.stats["infra_errors"]),
+            "rollout_s": round(float(rollout_func.stats["rollout_s"]), 1),
+            "filtered_groups": int(trainer.r1ci_filtered_total),
+            "tito_mismatches": int(rollout_func.stats["tito_mismatches"]),
+            "reward_names": opts.reward_names,
+            "reward_weights": opts.reward_weights}
+
+
+@dataclass(frozen=True)
+class GrpoOptions:
+    """The recipe's `grpo` section read once: the `GRPOConfig` and r1ci's own keys (`R1CI_KEYS`)."""
+
+    args: Any
+    reward_names: list[str]
+    reward_weights: list[float]
+    filter_uniform: bool
+    dynamic: DynamicSamplingConfig
+    tito_check: bool
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, work_dir: Path, stages: list[Any] | None = None) -> GrpoOptions:
+        from trl import GRPOConfig
+
+        section = dict(recipe.grpo)
+        names, weights = reward_spec(section.pop("rewards", None))
+        filter_uniform = bool(section.pop("filter_uniform_groups", False))
+        try:
+            dynamic = DynamicSamplingConfig.model_validate(section.pop("dynamic_sampling", None) or {})
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(["grpo.dynamic_sampling", *map(str, first["loc"])])
+            raise RecipeError(f"recipe {where}: {first['msg']} (keys: enabled: true/false, max_rounds: "
+                              "a positive number)") from None
+        tito = section.pop("tito_check", True)
+        if not isinstance(tito, bool):
+            raise RecipeError(f"recipe grpo.tito_check must be true or false, got {tito!r}")
+        resolve_vllm(section, recipe.rollout.backend)
+        if stages:
+            section["max_steps"] = sum(s.steps for s in stages)
+            section["shuffle_dataset"] = False
+        args = training_args(GRPOConfig, section, "grpo", work_dir, GRPO_DEFAULTS, seed=recipe.seed,
+                             max_completion_length=recipe.rollout.max_new_tokens, reward_weights=weights)
+        return cls(args, names, weights, filter_uniform, dynamic, tito)
+
+
+def step_batch(recipe: Recipe, items: list[Item], rows: list[dict[str, Any]], rollout_func: Any,
+               rewards: tuple[list[Any], list[float]], dynamic: DynamicSamplingConfig,
+               baseline: dict[str, float] | None) -> StepBatch | None:
+    """The step's prompt choice when dynamic sampling or the online mix is on (else None: TRL's own order)."""
+    online_cfg = recipe.curriculum.online
+    if not dynamic.enabled and not online_cfg.enabled:
+        return None
+    online = None
+    if online_cfg.enabled:
+        from .curriculum import OnlineDifficulty
+
+        online = OnlineDifficulty(sorted({it.family for it in items}), baseline, ema=online_cfg.ema,
+                                  floor=online_cfg.floor)
+    return StepBatch(rows, {it.id: it for it in items}, rollout_func.generate, rewards, dynamic, online,
+                     seed=recipe.seed)
+
+
+def grpo_figures(history: list[dict[str, Any]], stages: list[Any] | None, steps_per_pass: int) -> dict[str, Any]:
+    """The reward curves and trends of a GRPO run from its trainer log history."""
+    logged = [e for e in history if "reward" in e]
+    rewards = [e["reward"] for e in logged]
+    steps = [int(e["step"]) for e in logged]
+    bounds = []
+    end = 0
+    for st in stages or []:
+        end += st.steps
+        bounds.append((end, st.index))
+    stage_of_step = [next((i for e, i in bounds if step <= e), 0) for step in steps]
     passes = pass_means(rewards, steps_per_pass)
     return {
-        "steps": int(trainer.state.global_step),
         "steps_per_pass": steps_per_pass,
         "reward_pass_means": passes,
         "reward_first_pass": passes[0] if passes else float("nan"),
         "reward_last_pass": passes[-1] if passes else float("nan"),
-        "resumed_from_step": resumed_step(resume),
         "reward_trend": reward_trend(rewards),
         "reward_within_stage_trend": within_stage_trend(rewards, stage_of_step),
         "reward_first_half": _mean(rewards[: len(rewards) // 2]),
@@ -351,14 +445,10 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
         "reward_last": float(rewards[-1]) if rewards else float("nan"),
         "reward_curve": rewards,
         "reward_steps": steps,
-        "correctness_curve": correct,
-        "correctness_gain_curve": gain,
-        "n_rollouts": int(rollout_func.stats["rollouts"]),
-        "n_infra_errors": int(rollout_func.stats["infra_errors"]),
-        "rollout_s": round(float(rollout_func.stats["rollout_s"]), 1),
-        "filtered_groups": int(trainer.r1ci_filtered_total),
-        "reward_names": names,
-        "reward_weights": weights,
+        "correctness_curve": [e.get("rewards/correctness/mean", float("nan")) for e in logged],
+        "correctness_gain_curve": [e.get("correctness_gain", float("nan")) for e in logged],
+        "dynamic_sampling_dropped": int(sum(e.get("dynamic_sampling/dropped_groups", 0) for e in logged)),
+        "dynamic_sampling_rounds": int(sum(e.get("dynamic_sampling/rounds", 0) for e in logged)),
     }
 
 

@@ -8,34 +8,16 @@ section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus `lora
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from .chat import tokenize_conversation
 from .config import Recipe
-from .models import load_model, load_tokenizer
-from .training import (
-    fingerprint_work_dir,
-    last_checkpoint,
-    mlflow_callback,
-    resumed_step,
-    save_final,
-    trl_config,
-)
+from .models import load_tokenizer
+from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
 from .trajectory import Trajectory
 
-log = logging.getLogger(__name__)
-
-SFT_DEFAULTS: dict[str, Any] = {
-    "report_to": "none",
-    "save_strategy": "steps",
-    "save_steps": 50,
-    "save_total_limit": 2,
-    "logging_steps": 5,
-}
-# On CPU, bf16 autocast and gradient checkpointing (TRL's defaults) make a small model ~10x slower.
-CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
+SFT_DEFAULTS: dict[str, Any] = {"save_steps": 50, "logging_steps": 5}  # over training.TRAINER_DEFAULTS
 
 
 def sft_rows(trajectories: list[Trajectory], tokenizer: Any) -> list[dict[str, list[int]]]:
@@ -54,7 +36,6 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
     merged into the saved checkpoint). A run killed after saving `checkpoint-N` in `work_dir` continues from
     step N with its optimizer, scheduler and RNG state when called again with the same inputs.
     """
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -62,35 +43,26 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
         raise ValueError("the SFT dataset is empty: the filter kept no trajectory (check teacher scores and filter limits)")
     section = dict(recipe.sft)
     lora = section.pop("lora", None)
-    cpu = not torch.cuda.is_available()
-    defaults = {**SFT_DEFAULTS, **(CPU_DEFAULTS if cpu else {})}
-    args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
+    args = training_args(SFTConfig, section, "sft", work_dir, SFT_DEFAULTS, seed=recipe.seed)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
     rows = sft_rows(trajectories, tokenizer)
     from .digest import checkpoint_fingerprint
 
     fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})
-    model = load_model(base_path, recipe.model.dtype, recipe.model.local_files_only,
-                       attn_implementation=recipe.model.attn_implementation)
     dataset = Dataset.from_list(rows)
     peft_config = _peft_config(lora)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=[mlflow_callback()], peft_config=peft_config)
-    resume = last_checkpoint(work_dir)
-    if resume:
-        log.info("resuming SFT from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
-    if peft_config is not None:
-        trainer.model = trainer.model.merge_and_unload()
-    save_final(trainer, tokenizer, out_dir)
+    trainer = SFTTrainer(model=load_policy(recipe, base_path), args=args, train_dataset=dataset,
+                         processing_class=tokenizer, callbacks=[mlflow_callback()], peft_config=peft_config)
+    result, resumed = train_resumable(trainer, tokenizer, work_dir, out_dir, "SFT",
+                                     before_save=_merge_adapter if peft_config is not None else None)
     history = trainer.state.log_history
     losses = [e["loss"] for e in history if "loss" in e]
     return {
         "train_loss": float(result.training_loss),
         "final_loss": float(losses[-1]) if losses else float("nan"),
         "steps": int(trainer.state.global_step),
-        "resumed_from_step": resumed_step(resume),
+        "resumed_from_step": resumed,
         "n_examples": len(dataset),
         "n_tokens": int(sum(len(r["input_ids"]) for r in rows)),
         "n_loss_tokens": int(sum(sum(r["assistant_masks"]) for r in rows)),
@@ -108,6 +80,10 @@ def _rows_digest(rows: list[dict[str, list[int]]]) -> str:
         h.update(bytes(str(r["input_ids"]), "ascii"))
         h.update(bytes(str(r["assistant_masks"]), "ascii"))
     return h.hexdigest()[:16]
+
+
+def _merge_adapter(trainer: Any) -> None:
+    trainer.model = trainer.model.merge_and_unload()
 
 
 def _peft_config(lora: dict[str, Any] | None) -> Any:

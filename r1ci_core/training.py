@@ -1,4 +1,4 @@
-"""Shared training plumbing: TRL config from a recipe section, resume, MLflow metrics, final save."""
+"""Shared training plumbing (SFT and GRPO): TRL config from a recipe section, resume, MLflow metrics, final save."""
 
 from __future__ import annotations
 
@@ -32,6 +32,46 @@ def trl_config(config_cls: type, section: dict[str, Any], section_name: str, out
         return config_cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"recipe section {section_name!r}: {str(err).splitlines()[0]}") from None
+
+
+# Under every training stage's own defaults: r1ci logs to MLflow itself, and keeps two checkpoints to resume from.
+TRAINER_DEFAULTS: dict[str, Any] = {"report_to": "none", "save_strategy": "steps", "save_total_limit": 2}
+# On CPU, bf16 autocast and gradient checkpointing (TRL's defaults) make a small model ~10x slower.
+CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
+
+
+def training_args(config_cls: type, section: dict[str, Any], section_name: str, work_dir: Path,
+                  defaults: dict[str, Any], **fixed: Any) -> Any:
+    """The TRL config of a training stage: `TRAINER_DEFAULTS`, the stage's `defaults`, `CPU_DEFAULTS` without a
+    GPU, then `fixed`, under the recipe `section` (which wins), writing to `work_dir`."""
+    import torch
+
+    cpu = not torch.cuda.is_available()
+    return trl_config(config_cls, section, section_name, work_dir,
+                      **{**TRAINER_DEFAULTS, **defaults, **(CPU_DEFAULTS if cpu else {}), **fixed, "use_cpu": cpu})
+
+
+def load_policy(recipe: Any, path: str) -> Any:
+    """The model a stage trains, from a checkpoint folder, with the recipe's dtype and attention."""
+    from .models import load_model
+
+    return load_model(path, recipe.model.dtype, recipe.model.local_files_only,
+                      attn_implementation=recipe.model.attn_implementation)
+
+
+def train_resumable(trainer: Any, tokenizer: Any, work_dir: Path, out_dir: Path, what: str,
+                    before_save: Any = None) -> tuple[Any, int]:
+    """Train from the newest checkpoint in `work_dir` (if any), then save to `out_dir` atomically
+    (`before_save(trainer)` first, e.g. merging a LoRA adapter). Returns TRL's result and the step it resumed
+    from (0: from the start)."""
+    resume = last_checkpoint(work_dir)
+    if resume:
+        log.info("resuming %s from %s", what, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    if before_save is not None:
+        before_save(trainer)
+    save_final(trainer, tokenizer, out_dir)
+    return result, resumed_step(resume)
 
 
 def last_checkpoint(work_dir: Path) -> str | None:

@@ -131,3 +131,23 @@ def test_use_vllm_resolution_and_its_errors(monkeypatch):
     with pytest.raises(RecipeError, match="vllm_mode: server"):
         grpo.resolve_vllm({"use_vllm": True, "vllm_tensor_parallel_size": 2}, "transformers")
     grpo.resolve_vllm({"use_vllm": True, "vllm_mode": "server", "vllm_tensor_parallel_size": 2}, "transformers")
+
+
+def test_dynamic_sampling_rolls_out_every_round_on_the_steps_weights(tmp_path, monkeypatch, tiny_policy, items,
+                                                                      sandbox, small_recipe):
+    """The refill rounds run before TRL's own rollout call: the policy is pushed into vLLM once per step, before
+    the first of them."""
+    from r1ci_core import rewards
+
+    engines: list = []
+    install_double_engines(monkeypatch, engines)
+    monkeypatch.setitem(rewards.REWARDS, "constant", lambda completions, **kw: [1.0] * len(completions))
+    recipe = small_recipe.with_overrides({"rollout.backend": "vllm", "grpo.max_steps": 2,
+                                          "grpo.rewards": {"constant": 1.0},
+                                          "grpo.dynamic_sampling": {"enabled": True, "max_rounds": 1}})
+    figures = grpo.train_grpo(recipe, items, str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert figures["steps"] == 2 and figures["dynamic_sampling_rounds"] == 2 and figures["n_rollouts"] == 2 * 8
+    (llm,) = engines
+    calls = llm.sampler.calls
+    assert calls and all(c["synced"] for c in calls), "each generate must run on the policy's current weights"
+    assert llm.sampler.loads == 2 * len(list(llm.sampler.model.named_parameters()))  # one push per step
