@@ -74,6 +74,16 @@ class SandboxConfig(_Section):
     memory_mb: PositiveInt = Field(default=1024, description="MiB of address space per program (never unlimited)")
     isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
     workers: PositiveInt = 2
+    persistent: bool = Field(default=False, description="a trajectory's code calls share one Python interpreter "
+                             "(its own; needs isolation); false: every call starts fresh, as in R1-CI")
+
+    @model_validator(mode="after")
+    def _persistent_needs_isolation(self) -> SandboxConfig:
+        if self.persistent and self.isolation == "none":
+            from .sandbox.settings import PERSISTENT_NEEDS_ISOLATION
+
+            raise ValueError(PERSISTENT_NEEDS_ISOLATION)
+        return self
 
     @field_validator("timeout_s", "memory_mb", "workers", mode="before")
     @classmethod

@@ -71,8 +71,10 @@ def _stage_key(ctx: StageContext, asset: str, **parts: Any) -> str:
 
 
 def _sandbox_limits(ctx: StageContext) -> dict[str, Any]:
-    """The sandbox settings that can change what code execution returns (not the worker count)."""
-    return {k: v for k, v in ctx.recipe.sandbox.model_dump().items() if k != "workers"}
+    """The sandbox settings that can change what code execution returns (not the worker count; `persistent`
+    only when on, so that earlier runs' keys stay valid)."""
+    cfg = ctx.recipe.sandbox
+    return cfg.model_dump(exclude={"workers", *(() if cfg.persistent else ("persistent",))})
 
 
 def _reuse(ctx: StageContext, asset: str, key: str, valid: Any = None,

@@ -27,6 +27,8 @@ Policy decisions (documented contract):
   rewards and metrics (``Trajectory.infra_error`` is True), never count it as wrong.
 * Output budget: stdout (+ stderr, + a timeout note) is cut to ``output_chars`` characters and then
   ``output_tokens`` tokens, with ``TRUNCATION_MARK`` appended when anything was cut.
+* ``persistent`` sandbox: a trajectory's code calls share one interpreter (variables of turn 1 are there in
+  turn 2), its own, dropped when the trajectory ends; default: every call starts fresh, as in R1-CI.
 * Other finish reasons: ``"answer"`` (the last turn has ``<<<...>>>`` and no pending code),
   ``"no_answer"`` (the model ended its turn without an answer or code).
 * Returned order: item-major, ``samples_per_item`` consecutive samples per item.
@@ -91,6 +93,7 @@ class _State:
     done: bool = False
     messages: list[dict[str, str]] = field(default_factory=list)
     partial_ids: list[int] = field(default_factory=list)  # current turn's ids from preempted calls
+    session: Any = None  # its persistent interpreter (sandbox `persistent: true`), opened by its first code
 
 
 class _Renderer:
@@ -145,7 +148,8 @@ def run_rollouts(
     """Roll out `samples_per_item` multi-turn trajectories per item with `backend`; see the module doc.
 
     `sandbox` is any object with `run_many(codes) -> list[ExecResult]` (default: a new `Sandbox()`,
-    closed at the end). `families` maps family names to verifiers (default: `tasks.registry()`).
+    closed at the end); one whose `settings.persistent` is true also has `session()`, and each trajectory's
+    code then runs in its own session (`run_many(codes, sessions=...)`), closed when the trajectory ends. `families` maps family names to verifiers (default: `tasks.registry()`).
     `preempt_fraction`: a batch stops once at most this fraction of its rows is still generating; those
     rows continue their turn in the next round's batch (0 disables; token backends only).
     `batch_overhead_tokens`: how many padded row-tokens one extra batch is worth; conversations are split
@@ -191,6 +195,8 @@ class _Engine:
             raise ValueError(f"backend {backend.name!r} is token-level but has no tokenizer")
         self.render = _Renderer(self.tokenizer) if self.token_level else None
         self.stream = bool(getattr(backend, "streams_turns", False))
+        # `persistent: true`: each trajectory's code runs in its own interpreter (Sandbox.session())
+        self.persistent = bool(getattr(getattr(sandbox, "settings", None), "persistent", False))
 
     # ------------------------------------------------------------------ setup
     def _provenance(self, sample: int) -> dict[str, Any]:
@@ -241,7 +247,7 @@ class _Engine:
                     runs = self._generate_chunk(chunk, rnd, c, pool, pending)
                     bar.update(sum(1 for s in chunk if s.done))
                     if runs:
-                        pending.append((runs, pool.submit(self._execute, [code for _, code in runs])))
+                        pending.append((runs, pool.submit(self._execute, runs)))
                 for runs, fut in pending:
                     results, wall = fut.result()
                     self._exec_s += wall
@@ -255,6 +261,8 @@ class _Engine:
         finally:
             pool.shutdown(wait=True)
             bar.close()
+            for s in states:
+                self._close_session(s)
         trajs = [s.traj for s in states]
         for t in trajs:  # sampling logprobs only where the backend reported them (vLLM)
             if t.logprobs is not None and all(x is None for x in t.logprobs):
@@ -289,9 +297,13 @@ class _Engine:
             j = cut[j]
         return [active[i:j] for i, j in reversed(bounds)]
 
-    def _execute(self, codes: list[str]) -> tuple[list[Any], float]:
+    def _execute(self, runs: list[tuple[_State, str]]) -> tuple[list[Any], float]:
         t0 = time.perf_counter()
-        results = self.sandbox.run_many(codes)
+        codes = [code for _, code in runs]
+        if self.persistent:
+            results = self.sandbox.run_many(codes, sessions=[self._session(s) for s, _ in runs])
+        else:
+            results = self.sandbox.run_many(codes)
         if len(results) != len(codes):
             raise RuntimeError(f"sandbox.run_many returned {len(results)} results for {len(codes)} codes")
         return results, time.perf_counter() - t0
@@ -320,7 +332,7 @@ class _Engine:
             recorded.add(i)
             code = self._after_turn(chunk[i], r)
             if code is not None:
-                pending.append(([(chunk[i], code)], pool.submit(self._execute, [code])))
+                pending.append(([(chunk[i], code)], pool.submit(self._execute, [(chunk[i], code)])))
 
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = {"preempt_below": preempt}
@@ -428,7 +440,19 @@ class _Engine:
         else:
             s.messages.append(message)
 
+    def _session(self, s: _State) -> Any:
+        if s.session is None:
+            s.session = self.sandbox.session()
+        return s.session
+
+    def _close_session(self, s: _State) -> None:
+        """The trajectory's interpreter state is dropped when it ends."""
+        session, s.session = s.session, None
+        if session is not None:
+            session.close()
+
     def _finish(self, s: _State, reason: str) -> None:
+        self._close_session(s)
         s.done = True
         s.traj.finish_reason = reason
         last = next((m["content"] for m in reversed(s.messages) if m["role"] == "assistant"), None)

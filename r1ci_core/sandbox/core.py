@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +16,7 @@ from . import isolation as iso
 from ._pump import encode_request
 from .cold import run_cold, run_plain
 from .result import ExecResult
+from .session import Session, StatelessSession
 from .settings import SandboxSettings, SandboxUnavailableError, check_limit
 from .warm import WarmPool, WorkerDied
 
@@ -129,10 +130,15 @@ class Sandbox:
         return out
 
     # ------------------------------------------------------------------ running
-    def run(self, code: str, *, timeout_s: float | None = None, memory_mb: int | None = None,
-            cpu_time_s: float | None = None, stdin: str | None = None) -> ExecResult:
-        """Run one program.  ``input()`` sees ``stdin`` (default: EOF at once).  A limit that is not
-        positive (or not finite) raises ValueError: no call runs without its limits."""
+    def session(self) -> StatelessSession:
+        """One trajectory's handle for its code calls: with ``persistent`` a :class:`Session` (its own
+        interpreter, whose state the calls share, dropped by ``close()``), else plain ``run`` calls."""
+        return Session(self) if self.settings.persistent else StatelessSession(self)
+
+    def prepare(self, code: str, *, timeout_s: float | None = None, memory_mb: int | None = None,
+                cpu_time_s: float | None = None, stdin: str | None = None) -> tuple[bytes, float] | ExecResult:
+        """The request of one call and its wall-clock limit, or the result of a call that is not run
+        (an injected failure).  A limit that is not positive (or not finite) raises ValueError."""
         s = self.settings
         if timeout_s is not None:
             check_limit("timeout_s", timeout_s)
@@ -150,6 +156,16 @@ class Sandbox:
         cpu = cpu_time_s if cpu_time_s is not None else (s.cpu_time_s if s.cpu_time_s is not None else timeout + 1)
         request = encode_request(code, mem=mem << 20, cpu=max(1, math.ceil(cpu)), nproc=s.max_processes,
                                  fsize=s.file_size_mb << 20, nofile=s.open_files, stdin=stdin)
+        return request, timeout
+
+    def run(self, code: str, **limits: Any) -> ExecResult:
+        """Run one program in a fresh process.  ``input()`` sees ``stdin`` (default: EOF at once); the
+        limits (``timeout_s``, ``memory_mb``, ``cpu_time_s``) default to the settings' (see ``prepare``)."""
+        prepared = self.prepare(code, **limits)
+        if isinstance(prepared, ExecResult):
+            return prepared
+        request, timeout = prepared
+        s = self.settings
         try:
             mode = self._ensure_started()
         except SandboxUnavailableError as e:
@@ -171,11 +187,22 @@ class Sandbox:
             log.exception("sandbox failure")
             return ExecResult(exit_code=None, duration_s=0.0, infra_error=f"sandbox failure: {e!r}")
 
-    def run_many(self, codes: Iterable[str], *, concurrency: int | None = None, **kwargs: Any) -> list[ExecResult]:
-        """Run programs in parallel (default: two per worker), results in input order."""
+    def run_many(self, codes: Iterable[str], *, concurrency: int | None = None,
+                 sessions: Sequence[StatelessSession] | None = None, **kwargs: Any) -> list[ExecResult]:
+        """Run programs in parallel (default: two per worker), results in input order; program i in
+        ``sessions[i]`` when given (each session one at a time)."""
         codes = list(codes)
         if not codes:
             return []
+        if sessions is not None:
+            if len(sessions) != len(codes):
+                raise ValueError(f"{len(sessions)} sessions for {len(codes)} programs")
+            pairs = list(zip(sessions, codes, strict=True))
+            if len(pairs) == 1:
+                return [pairs[0][0].run(pairs[0][1], **kwargs)]
+            with ThreadPoolExecutor(max_workers=min(concurrency or 2 * self.settings.n_workers, len(pairs)),
+                                    thread_name_prefix="sandbox-run") as ex:
+                return list(ex.map(lambda p: p[0].run(p[1], **kwargs), pairs))
         if self._ensure_started() == "warm":
             n = concurrency or 2 * self.settings.n_workers
         else:

@@ -17,6 +17,10 @@ FAIL_RATE_ENV = "R1CI_SANDBOX_FAIL_RATE"
 FAIL_SEED_ENV = "R1CI_SANDBOX_FAIL_SEED"
 
 
+PERSISTENT_NEEDS_ISOLATION = ("persistent: true needs isolation (nothing cleans up between the calls of an "
+                              "unisolated interpreter): set isolation to auto, bwrap or unshare, or persistent: false")
+
+
 class SandboxUnavailableError(RuntimeError):
     """No isolation is possible here (and ``isolation: none`` was not asked for)."""
 
@@ -54,6 +58,9 @@ class SandboxSettings:
     mode: Mode = "auto"
     """``warm``: pre-started zygote interpreters that fork one executor per call; ``cold``: one
     interpreter start (one bwrap) per call; ``auto``: warm, falling back to cold if it cannot start."""
+    persistent: bool = False
+    """``Sandbox.session()`` gives each trajectory its own interpreter whose Python state its code calls
+    share (see :mod:`~r1ci_core.sandbox.session`); off: every call starts fresh (as in R1-CI)."""
     python: str = "/usr/bin/python3"
     """Interpreter inside the sandbox.  It (and its packages) must be readable by ``uid``; a
     venv under a 0700 home folder will not work.  Packages come from this interpreter's path."""
@@ -109,6 +116,8 @@ class SandboxSettings:
             raise ValueError(f"isolation must be auto|bwrap|unshare|none, not {self.isolation!r}")
         if self.mode not in ("auto", "warm", "cold"):
             raise ValueError(f"mode must be auto|warm|cold, not {self.mode!r}")
+        if self.persistent and self.isolation == "none":
+            raise ValueError(PERSISTENT_NEEDS_ISOLATION)
         check_limit("timeout_s", self.timeout_s)
         for name in ("memory_mb", "max_processes", "file_size_mb", "open_files", "max_output_bytes",
                      "scratch_mb", "spares"):

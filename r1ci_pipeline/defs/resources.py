@@ -41,4 +41,4 @@ class SandboxResource(dg.ConfigurableResource):
 
         cfg = self.recipe.load().sandbox
         return Sandbox(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, workers=cfg.workers,
-                       isolation=cfg.isolation)
+                       isolation=cfg.isolation, persistent=cfg.persistent)
