@@ -23,7 +23,8 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (one we may not signal counts)."""
     if pid <= 0:
         return False
     try:
@@ -62,7 +63,7 @@ def recover(target: Path) -> None:
     olds: list[Path] = []
     for entry in parent.iterdir():
         m = pattern.match(entry.name)
-        if not m or _pid_alive(int(m.group(2))):
+        if not m or pid_alive(int(m.group(2))):
             continue
         if m.group(1) == "old":
             olds.append(entry)

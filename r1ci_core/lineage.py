@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MlflowConfig, data_dir
+from .io import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -206,21 +207,11 @@ def close_stale_runs(experiment_id: str, asset_key: str) -> list[str]:
         host = run.data.tags.get("r1ci.host")
         if host and host != socket.gethostname():
             continue  # another machine's process: its liveness cannot be told from here
-        if pid and pid != os.getpid() and _alive(pid):
+        if pid and pid != os.getpid() and pid_alive(pid):
             continue
         client.set_terminated(run.info.run_id, "KILLED")
         killed.append(run.info.run_id)
     return killed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def log_dataset(ds: Any, path: Path, name: str, context: str = "input") -> None:

@@ -70,12 +70,6 @@ EASY_FAMILIES = frozenset({
 })
 
 
-def _execution(code: str, res: Any) -> Execution:
-    return Execution(code=code, stdout=res.stdout, stderr=res.stderr, exit_code=res.exit_code,
-                     timed_out=res.timed_out, duration_s=res.duration_s, truncated=res.truncated,
-                     infra_error=res.infra_error)
-
-
 # --- failing first attempts -----------------------------------------------------------------------------
 def _with_error(code: str, rng: random.Random) -> str:
     return BROKEN_PREFIX + code
@@ -211,11 +205,11 @@ def reference_trajectories(
             if p.variant == "recovery":
                 messages += [{"role": "assistant", "content": f"{reasoning}\n```python\n{p.bad_code}```"},
                              exec_message(_output(p.bad))]
-                executions.append(_execution(p.bad_code, p.bad))
+                executions.append(Execution.of(p.bad_code, p.bad))
                 reasoning = RECOVERY_TEXT.get(p.failure or "error", RECOVERY_TEXT["error"])
             messages.append({"role": "assistant", "content": f"{reasoning}\n```python\n{p.code}```"})
             messages.append(exec_message(_output(res)))
-            executions.append(_execution(p.code, res))
+            executions.append(Execution.of(p.code, res))
             messages.append({"role": "assistant", "content": FINAL_ANSWER.format(answer=answer)})
         stats[f"variant.{p.variant}"] += 1
         verdict = family.check(answer, item)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -19,6 +19,12 @@ class Execution:
     duration_s: float = 0.0
     truncated: bool = False
     infra_error: str | None = None
+
+    @classmethod
+    def of(cls, code: str, result: Any, **changes: Any) -> Execution:
+        """The record of running `code`: the fields of its `sandbox.ExecResult` (any object with them), `changes` applied."""
+        taken = {f.name: getattr(result, f.name) for f in fields(cls) if f.name != "code" and f.name not in changes}
+        return cls(code=code, **taken, **changes)
 
 
 @dataclass

@@ -415,10 +415,7 @@ class _Engine:
         traj = s.traj
         text, truncated = format_output(res, output_chars=self.limits.output_chars,
                                         output_tokens=self.limits.output_tokens, tokenizer=self.tokenizer)
-        traj.executions.append(Execution(
-            code=code, stdout=res.stdout, stderr=res.stderr, exit_code=res.exit_code, timed_out=res.timed_out,
-            duration_s=res.duration_s, truncated=truncated, infra_error=res.infra_error,
-        ))
+        traj.executions.append(Execution.of(code, res, truncated=truncated))
         if res.infra_error:
             self._finish(s, "infra_error")
             return
