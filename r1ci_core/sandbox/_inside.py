@@ -580,6 +580,24 @@ class Slot:
         return None
 
     def one_call(self):
+        """Prepare an executor, hand it to the host, supervise its call, clean up; (wait status, ok)."""
+        self.mount_scratch()
+        started = self.start_executor()
+        if started is None:
+            return 71 << 8, False
+        pid, done_r, st_w = started
+        status, reported_rc, alone, st_w = self.supervise(pid, done_r, st_w)
+        tr("S reaped E")
+        if not alone:
+            self.kill_namespace()
+        if st_w is not None:
+            self.report(st_w, status if reported_rc is None else reported_rc << 8)
+            tr("S status sent")
+        self.recycle_scratch()
+        ok = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 71)
+        return status, ok
+
+    def mount_scratch(self):
         if self.scratch is None:
             # noatime: reading the scratch leaves no trace in it (see scratch_unused)
             mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOATIME, self.opts)
@@ -587,6 +605,9 @@ class Slot:
             if self.reuse_scratch is None:
                 self.reuse_scratch = self.fine_change_times()
             self.scratch = self.scratch_state()
+
+    def start_executor(self):
+        """Have Z fork the executor on fresh pipes and pass the host its ends; (pid, done_r, st_w) or None."""
         code_r, code_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -604,14 +625,19 @@ class Slot:
         if pid is None:
             for fd in (code_w, out_r, err_r, ready_r, st_r, st_w, done_r):
                 os.close(fd)
-            return 71 << 8, False
-        pidfd = os.pidfd_open(pid)
+            return None
         fds = (code_w, out_r, err_r, ready_r, st_r)
         try:
             socket.send_fds(self.sock, [b"S"], list(fds))
         finally:
             for fd in fds:
                 os.close(fd)
+        return pid, done_r, st_w
+
+    def supervise(self, pid, done_r, st_w):
+        """Until the executor is reaped: kills from the host, its "done", its exit, Z's report.
+        (wait status, exit code it reported or None, whether it was alone, st_w unless sent already)."""
+        pidfd = os.pidfd_open(pid)
         poller = self.poller
         poller.register(pidfd, select.POLLIN)
         poller.register(done_r, select.POLLIN)
@@ -627,23 +653,12 @@ class Slot:
                 status = _wait_orphan(pid)
             for fd, _ev in events:
                 if fd == self.sock.fileno():
-                    msg = self.sock.recv(16)
-                    if not msg:
-                        os._exit(0)  # hub gone: our exit takes the namespace with it
-                    if msg[:1] == b"K":
-                        _kill(pid)
+                    self.from_host(pid)
                 elif fd == done_r:
-                    data = os.read(done_r, 64)
                     poller.unregister(done_r)
                     done_open = False
-                    if len(data) != DONE.size or data[:4] != b"DONE":
-                        continue  # not ours (or nothing): wait for the executor to exit
-                    # The program finished and closed its pipes.  Kill it now (it can no longer
-                    # run or fork), and if nothing else lives in the namespace the result is final.
-                    reported_rc = DONE.unpack(data)[1] & 0xFF
-                    _kill(pid)
-                    mine = ("1", str(pid), str(self.z_pid))
-                    if not [e for e in os.listdir("/proc") if e.isdigit() and e not in mine]:
+                    reported_rc = self.on_done(os.read(done_r, 64), pid)
+                    if reported_rc is not None and self.alone_with(pid):
                         alone = True
                         self.report(st_w, reported_rc << 8)
                         st_w = None
@@ -656,22 +671,48 @@ class Slot:
                     else:
                         _cont(self.z_pid)  # in case the program stopped it
                 elif self.z_sock is not None and fd == self.z_sock.fileno():
-                    msg = self.z_sock.recv(64)
-                    if msg[:1] == b"X" and len(msg) == ZMSG.size:
-                        status = ZMSG.unpack(msg)[1]
-                    else:  # Z is gone (a program killed it): the executor is our child now
-                        self.zygote_gone()
-                        if not pid_open:
-                            status = _wait_orphan(pid)
+                    ended = self.from_zygote(pid, pid_open)
+                    status = ended if ended is not None else status
         for fd, is_open in ((pidfd, pid_open), (done_r, done_open)):
             if is_open:
                 poller.unregister(fd)
             os.close(fd)
-        tr("S reaped E")
-        # Everything else in the namespace: SIGKILL again and again until none is left (nothing
-        # to do when the executor was alone: killed, it could start nothing more).  This takes
-        # Z too; the next call makes another.
-        while not alone:
+        return status, reported_rc, alone, st_w
+
+    def from_host(self, pid):
+        msg = self.sock.recv(16)
+        if not msg:
+            os._exit(0)  # hub gone: our exit takes the namespace with it
+        if msg[:1] == b"K":
+            _kill(pid)
+
+    @staticmethod
+    def on_done(data, pid):
+        """The executor's exit code, if this is its "done" (else None: wait for it to exit)."""
+        if len(data) != DONE.size or data[:4] != b"DONE":
+            return None  # not ours (or nothing)
+        # The program finished and closed its pipes.  Kill it now (it can no longer run or fork).
+        _kill(pid)
+        return DONE.unpack(data)[1] & 0xFF
+
+    def alone_with(self, pid):
+        """Nothing but us, the executor and Z lives in the namespace: the result is final."""
+        mine = ("1", str(pid), str(self.z_pid))
+        return not [e for e in os.listdir("/proc") if e.isdigit() and e not in mine]
+
+    def from_zygote(self, pid, pid_open):
+        """How the executor ended (Z's report), or None while that is not known."""
+        msg = self.z_sock.recv(64)
+        if msg[:1] == b"X" and len(msg) == ZMSG.size:
+            return ZMSG.unpack(msg)[1]
+        self.zygote_gone()  # Z is gone (a program killed it): the executor is our child now
+        return None if pid_open else _wait_orphan(pid)
+
+    def kill_namespace(self):
+        """Everything else in the namespace: SIGKILL again and again until none is left (not needed
+        when the executor was alone: killed, it could start nothing more).  This takes Z too; the
+        next call makes another."""
+        while True:
             try:
                 os.kill(-1, signal.SIGKILL)
             except OSError:
@@ -680,20 +721,17 @@ class Slot:
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-        if not alone and self.z_pid is not None:
+        if self.z_pid is not None:
             self.zygote_gone()
-        if st_w is not None:
-            self.report(st_w, status if reported_rc is None else reported_rc << 8)
-            tr("S status sent")
-        # Every process that could reach the scratch is gone.  The next executor gets a fresh one,
-        # unless this one is exactly as it was mounted (most programs write no file).
+
+    def recycle_scratch(self):
+        """Every process that could reach the scratch is gone.  The next executor gets a fresh one,
+        unless this one is exactly as it was mounted (most programs write no file)."""
         if not self.scratch_unused():
             self.scratch = None
             for m in (b"/dev/shm", b"/tmp"):
                 if LIBC.umount2(m, MNT_DETACH) != 0:
                     raise _err("umount %s" % m.decode())
-        ok = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 71)
-        return status, ok
 
     @staticmethod
     def fine_change_times():

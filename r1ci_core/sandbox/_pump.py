@@ -60,112 +60,136 @@ def pump(out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: i
     ``lazy`` (needs ``st_fd``): sleep on the status pipe only and pick the output up when the
     status comes (one wake-up per call instead of three), looking at stdout/stderr on a backing-off
     tick meanwhile; a program that does write while running switches to watching every pipe."""
-    res = Pumped()
-    bufs = {out_fd: res.out, err_fd: res.err}
-    poller = select.poll()
-    live = {out_fd, err_fd}
-    watched: set[int] = set()
-    if st_fd is not None:
-        live.add(st_fd)
-    lazy = lazy and st_fd is not None
-
-    def watch(fds) -> None:
-        for fd in fds:
-            if fd in live and fd not in watched:
-                poller.register(fd, select.POLLIN)
-                watched.add(fd)
-
-    def eof(fd: int) -> None:
-        live.discard(fd)
-        if fd in watched:
-            poller.unregister(fd)
-            watched.discard(fd)
-
-    def take(fd: int, data: bytes) -> None:
-        nonlocal grace_until
-        if fd == st_fd:
-            res.status += data
-            if res.status_complete and grace_until is None:
-                grace_until = time.monotonic() + KILL_GRACE_S
-            return
-        buf = bufs[fd]
-        room = cap - len(buf)
-        if room >= len(data):
-            buf += data
-            return
-        if room > 0:
-            buf += data[:room]
-        res.truncated = True
-        if res.killed_for is None and grace_until is None:
-            res.killed_for = "output"
-            kill("output")
-            grace_until = time.monotonic() + KILL_GRACE_S
-
-    def drain(fd: int) -> bool:
-        got = False
-        while fd in live:
-            try:
-                data = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                break
-            if not data:
-                eof(fd)
-                break
-            got = True
-            take(fd, data)
-        return got
-
-    grace_until: float | None = None
-    if lazy:
-        for fd in (out_fd, err_fd):
-            os.set_blocking(fd, False)
-        watch([st_fd])
-        tick = 0.002
-    else:
-        watch(live)
-    while live:
-        now = time.monotonic()
-        if res.killed_for is None and grace_until is None and now >= deadline:
-            res.killed_for = "timeout"
-            kill("timeout")
-            grace_until = now + KILL_GRACE_S
-        if grace_until is not None:
-            if lazy:  # status there (or a kill sent): from now on wait for every pipe's EOF
-                lazy = False
-                watch(live)
-                for fd in (out_fd, err_fd):
-                    drain(fd)
-                continue
-            if now >= grace_until:
-                res.hung = True
-                break
-            wait = grace_until - now
-        else:
-            wait = deadline - now
-        if lazy:
-            wait = min(wait, tick)
-        events = poller.poll(max(0.0, wait) * 1000.0 + 0.5)
-        for fd, _ev in events:
-            if fd in watched and fd in (out_fd, err_fd) and os.get_blocking(fd) is False:
-                drain(fd)
-                continue
-            data = os.read(fd, 1 << 16)
-            if not data:
-                eof(fd)
-            else:
-                take(fd, data)
-        if lazy and not events:  # a tick: has the running program written anything?
-            if drain(out_fd) | drain(err_fd):
-                lazy = False
-                watch(live)
-            tick = min(tick * 2, 0.05)
+    p = _Pump(out_fd, err_fd, st_fd, deadline=deadline, cap=cap, kill=kill, lazy=lazy)
+    p.run()
     for fd in (out_fd, err_fd, st_fd) if close else ():
         if fd is not None:
             try:
                 os.close(fd)
             except OSError:
                 pass
-    return res
+    return p.res
+
+
+class _Pump:
+    """The state of one :func:`pump`: the pipes still open, those polled, the deadline and the grace."""
+
+    def __init__(self, out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: int,
+                 kill: Callable[[str], None], lazy: bool):
+        self.res = Pumped()
+        self.out_fd, self.err_fd, self.st_fd = out_fd, err_fd, st_fd
+        self.bufs = {out_fd: self.res.out, err_fd: self.res.err}
+        self.deadline, self.cap, self.kill = deadline, cap, kill
+        self.poller = select.poll()
+        self.live = {out_fd, err_fd} | ({st_fd} if st_fd is not None else set())
+        self.watched: set[int] = set()
+        self.lazy = lazy and st_fd is not None
+        self.grace_until: float | None = None  # set by a kill or the status: EOF is due by then
+        self.tick = 0.002
+
+    def run(self) -> None:
+        if self.lazy:
+            for fd in (self.out_fd, self.err_fd):
+                os.set_blocking(fd, False)
+            self.watch([self.st_fd])
+        else:
+            self.watch(self.live)
+        while self.live:
+            wait = self.wait_s(time.monotonic())
+            if wait is None:
+                continue
+            if wait < 0:
+                self.res.hung = True
+                break
+            events = self.poller.poll(max(0.0, wait) * 1000.0 + 0.5)
+            self.read(events)
+            if self.lazy and not events:
+                self.on_tick()
+
+    def wait_s(self, now: float) -> float | None:
+        """How long to poll; None: poll again at once (just switched to every pipe); < 0: hung."""
+        res = self.res
+        if res.killed_for is None and self.grace_until is None and now >= self.deadline:
+            res.killed_for = "timeout"
+            self.kill("timeout")
+            self.grace_until = now + KILL_GRACE_S
+        if self.grace_until is not None:
+            if self.lazy:  # status there (or a kill sent): from now on wait for every pipe's EOF
+                self.lazy = False
+                self.watch(self.live)
+                for fd in (self.out_fd, self.err_fd):
+                    self.drain(fd)
+                return None
+            if now >= self.grace_until:
+                return -1.0
+            wait = self.grace_until - now
+        else:
+            wait = self.deadline - now
+        return min(wait, self.tick) if self.lazy else wait
+
+    def read(self, events: list[tuple[int, int]]) -> None:
+        for fd, _ev in events:
+            if fd in self.watched and fd in (self.out_fd, self.err_fd) and os.get_blocking(fd) is False:
+                self.drain(fd)
+                continue
+            data = os.read(fd, 1 << 16)
+            if not data:
+                self.eof(fd)
+            else:
+                self.take(fd, data)
+
+    def on_tick(self) -> None:
+        """A lazy tick went by: has the running program written anything?"""
+        if self.drain(self.out_fd) | self.drain(self.err_fd):
+            self.lazy = False
+            self.watch(self.live)
+        self.tick = min(self.tick * 2, 0.05)
+
+    def watch(self, fds) -> None:
+        for fd in fds:
+            if fd in self.live and fd not in self.watched:
+                self.poller.register(fd, select.POLLIN)
+                self.watched.add(fd)
+
+    def eof(self, fd: int) -> None:
+        self.live.discard(fd)
+        if fd in self.watched:
+            self.poller.unregister(fd)
+            self.watched.discard(fd)
+
+    def take(self, fd: int, data: bytes) -> None:
+        res = self.res
+        if fd == self.st_fd:
+            res.status += data
+            if res.status_complete and self.grace_until is None:
+                self.grace_until = time.monotonic() + KILL_GRACE_S
+            return
+        buf = self.bufs[fd]
+        room = self.cap - len(buf)
+        if room >= len(data):
+            buf += data
+            return
+        if room > 0:
+            buf += data[:room]
+        res.truncated = True
+        if res.killed_for is None and self.grace_until is None:
+            res.killed_for = "output"
+            self.kill("output")
+            self.grace_until = time.monotonic() + KILL_GRACE_S
+
+    def drain(self, fd: int) -> bool:
+        got = False
+        while fd in self.live:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                self.eof(fd)
+                break
+            got = True
+            self.take(fd, data)
+        return got
 
 
 def decode(b: bytes | bytearray) -> str:
