@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import select
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STATUS = struct.Struct("<2siqq")  # same layout as _inside.STATUS
-REQUEST = struct.Struct("<5qII")  # same layout as _inside.REQUEST
+from .inside.protocol import REQUEST, STATUS, STATUS_ERROR_TAG, STATUS_TAG
+
 KILL_GRACE_S = 5.0
 
 
@@ -25,13 +24,13 @@ class Pumped:
 
     @property
     def status_complete(self) -> bool:
-        return len(self.status) >= STATUS.size and self.status[:2] == b"ST"
+        return len(self.status) >= STATUS.size and self.status[:2] == STATUS_TAG
 
     def wait_status(self) -> int:
         return STATUS.unpack_from(self.status)[1]
 
     def infra_message(self) -> str | None:
-        if self.status[:2] == b"ER":
+        if self.status[:2] == STATUS_ERROR_TAG:
             return bytes(self.status[2:]).decode("utf-8", "replace")
         return None
 

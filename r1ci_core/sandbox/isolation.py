@@ -12,11 +12,12 @@ import subprocess
 import threading
 from pathlib import Path
 
+from . import inside
 from .settings import SandboxSettings, SandboxUnavailableError
 
 log = logging.getLogger("r1ci.sandbox")
 
-INSIDE_SRC = (Path(__file__).with_name("_inside.py")).read_text()
+INSIDE_SRC = inside.source()
 
 FIX_HINT = ("install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces, "
             "or set isolation: none to run code without isolation")

@@ -1,6 +1,6 @@
 """Warm executor: long-lived interpreters inside the isolation, one pre-forked executor per call.
 
-Host side.  Each :class:`_Worker` is one *hub* (``_inside.py``, role ``hub``) started inside bwrap
+Host side.  Each :class:`_Worker` is one *hub* (:mod:`.inside.warm`, role ``hub``) started inside bwrap
 (or its own ``unshare`` namespaces) as the unprivileged uid, with two templates (``lite``: the
 standard library preloaded; ``sci``: numpy, sympy, ... too) that each keep a few *slots* (pid 1 of
 their own namespaces).  The hub hands the host each new slot's SOCK_SEQPACKET socket; from then on
@@ -21,21 +21,17 @@ import re
 import select
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 from . import isolation as iso
 from ._pump import decode, encode_request, pump, write_request
+from .inside.protocol import LITE, SCI, SLOT_MSG
 from .result import ExecResult
 from .settings import SandboxSettings
 
 log = logging.getLogger("r1ci.sandbox")
-
-SLOT_MSG = struct.Struct("<IB")  # as _inside.SLOT_MSG: slot number, kind
-LITE, SCI = 0, 1
-
 
 _FORGOTTEN: list = []  # pools inherited through fork(): kept alive, never finalised (see forget)
 

@@ -3,7 +3,7 @@
 An asset `X` runs `r1ci_core.stages.X`. Its sources are `stages.py` and every `r1ci_core` module that
 function imports, followed through their own imports (module-level and inside functions); a subpackage
 (`tasks/`, `rollout/`, `sandbox/`) counts whole, data files included, since some of it is read rather than
-imported (the sandbox's `_inside.py`). Editing code a stage never reaches leaves its version alone, so the
+imported (the sandbox's `inside/` parts). Editing code a stage never reaches leaves its version alone, so the
 UI flags exactly the assets whose code changed since they were materialised.
 """
 
