@@ -43,3 +43,8 @@ HUB_READY, HUB_PRELOADED, HUB_NEW_SLOT, ERROR, QUIT = b"R", b"L", b"N", b"E", b"
 SPARE, KILL = b"S", b"K"
 # session (persistent interpreter) <-> host: ready, a call (+ five pipe ends), the interpreter ended
 SESSION_READY, SESSION_CALL, SESSION_ENDED = b"R", b"C", b"X"
+# hub -> template: make another slot (one lost); slot -> its zygote: fork an executor (+ its pipe ends);
+# zygote -> slot: `ZMSG` tags forked, reaped; executor -> slot: `DONE`'s tag
+REPLACE_SLOT, FORK, FORKED, REAPED, DONE_TAG = b"R", b"F", b"P", b"X", b"DONE"
+# session supervisor <-> holder and call (`SESSION_MSG` tags): holder prepared, call forked, call done
+HOLDER_READY, HOLDER_FORKED, CALL_DONE = b"H", b"P", b"D"
