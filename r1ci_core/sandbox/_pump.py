@@ -44,11 +44,21 @@ def encode_request(code: str, *, mem: int = 0, cpu: int = 0, nproc: int = 0, fsi
     return REQUEST.pack(mem, cpu, nproc, fsize, nofile, len(data), len(text)) + data + text
 
 
-def write_request(fd: int, request: bytes) -> None:
+def send_request(fd: int, request: bytes) -> None:
+    """Write the whole request and close the pipe; a reader already gone is no error here (the call's
+    status, or its missing status, says why)."""
     data = memoryview(request)
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
+    try:
+        while data:
+            n = os.write(fd, data)
+            data = data[n:]
+    except OSError:
+        pass
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def pump(out_fd: int, err_fd: int, st_fd: int | None, *, deadline: float, cap: int,

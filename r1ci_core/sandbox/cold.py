@@ -12,7 +12,8 @@ import threading
 import time
 
 from . import isolation as iso
-from ._pump import decode, pump, write_request
+from ._pump import decode, pump, send_request
+from .inside.protocol import READY_PREPARED, READY_RUNNING
 from .result import ExecResult
 from .settings import SandboxSettings
 
@@ -69,12 +70,7 @@ def run_cold(s: SandboxSettings, request: bytes, *, timeout_s: float, cap: int) 
                     pass
 
     deadline = time.monotonic() + timeout_s
-    try:
-        write_request(code_w, request)
-    except OSError:
-        pass  # the sandbox did not start; reported below from its stderr
-    finally:
-        os.close(code_w)
+    send_request(code_w, request)  # if the sandbox did not start, its stderr says why (below)
     assert proc.stdout is not None and proc.stderr is not None
     res = pump(proc.stdout.fileno(), proc.stderr.fileno(), st_r, deadline=deadline, cap=cap, kill=kill,
                close=False)
@@ -130,12 +126,7 @@ def run_plain(s: SandboxSettings, request: bytes, *, timeout_s: float, cap: int)
             pass
 
     deadline = time.monotonic() + timeout_s
-    try:
-        write_request(code_w, request)
-    except OSError:
-        pass
-    finally:
-        os.close(code_w)
+    send_request(code_w, request)
     assert proc.stdout is not None and proc.stderr is not None
     res = pump(proc.stdout.fileno(), proc.stderr.fileno(), None, deadline=deadline, cap=cap, kill=kill,
                close=False)
@@ -155,6 +146,6 @@ def run_plain(s: SandboxSettings, request: bytes, *, timeout_s: float, cap: int)
     dur = time.monotonic() - t0
     if res.killed_for is not None:
         return ExecResult(stdout, stderr, None, res.killed_for == "timeout", dur, res.truncated, None)
-    if ready != b"PR":
+    if ready != READY_PREPARED + READY_RUNNING:
         return ExecResult(stdout, stderr, None, False, dur, res.truncated, "executor failed before running the code")
     return ExecResult(stdout, stderr, rc, False, dur, res.truncated, None)

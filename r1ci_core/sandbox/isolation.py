@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import threading
@@ -142,6 +143,41 @@ def bwrap_argv(s: SandboxSettings, role: str, cfg: dict, *, info_fd: int, data: 
         a += ["--setenv", k, v]
     a += ["--chdir", "/tmp" if role != "hub" else "/", "--info-fd", str(info_fd), "--"]
     return a + python_argv(s, role, cfg)
+
+
+def start_outer(s: SandboxSettings, isolation: str, role: str, cfg: dict) -> tuple[subprocess.Popen, socket.socket, int]:
+    """Start ``role`` as pid 1 of a sandbox of its own (bwrap, or its own ``unshare`` namespaces), talking
+    on a SOCK_SEQPACKET socket (``cfg["ctrl_fd"]`` inside); (its process, our end, bwrap's info pipe)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    info_r, info_w = os.pipe()
+    cfg = {**cfg, "ctrl_fd": child.fileno(), "uid": s.uid, "gid": s.gid, "scratch_kb": s.scratch_mb * 1024,
+           "scratch_inodes": max(1024, s.scratch_mb * 256)}
+    fds = [child.fileno()]
+    files: list[int] = []
+    try:
+        if isolation == "bwrap":
+            pairs, files = data_fds({k: v for k, v in etc_files(s).items() if k != "hostname"})
+            argv = bwrap_argv(s, role, cfg, info_fd=info_w, data=pairs)
+            fds += [info_w, *files]
+            env = None
+        elif isolation == "unshare":  # the process builds its own namespaces and root
+            cfg.update(setup="unshare", etc_binds=etc_binds(), ro_binds=python_binds(s), etc_files=etc_files(s))
+            argv = python_argv(s, role, cfg)
+            env = sandbox_env(s)
+        else:
+            raise RuntimeError(f"{role} needs isolation, not {isolation!r}")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                pass_fds=fds, env=env, cwd="/", start_new_session=True, **popen_user_kwargs(s))
+    except BaseException:
+        os.close(info_r)
+        parent.close()
+        raise
+    finally:
+        child.close()
+        os.close(info_w)
+        for fd in files:
+            os.close(fd)
+    return proc, parent, info_r
 
 
 def python_argv(s: SandboxSettings, role: str, cfg: dict) -> list[str]:

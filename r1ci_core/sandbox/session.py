@@ -23,7 +23,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import isolation as iso
-from ._pump import decode, pump, write_request
+from ._pump import decode, pump, send_request
+from .inside.protocol import ERROR, KILL, QUIT, READY_RUNNING, SESSION_CALL, SESSION_ENDED, SESSION_READY
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -106,22 +107,17 @@ class Session(StatelessSession):
         theirs = [code_r, out_w, err_w, ready_w, st_w]
         t0 = time.monotonic()
         try:
-            socket.send_fds(ctrl, [b"C"], theirs)
+            socket.send_fds(ctrl, [SESSION_CALL], theirs)
         except OSError:
             pass  # the interpreter is gone: no status comes, said below
         finally:
             for fd in theirs:
                 os.close(fd)
-        try:
-            write_request(code_w, request)
-        except OSError:
-            pass
-        finally:
-            os.close(code_w)
+        send_request(code_w, request)
 
         def kill(_reason: str) -> None:
             try:
-                ctrl.send(b"K")
+                ctrl.send(KILL)
             except OSError:
                 pass
 
@@ -143,7 +139,7 @@ class Session(StatelessSession):
         status = res.wait_status()
         if res.killed_for is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             out = ExecResult(stdout, stderr, None, res.killed_for == "timeout", dur, res.truncated, None)
-        elif ready != b"R":
+        elif ready != READY_RUNNING:
             out = ExecResult(stdout, stderr, None, False, dur, res.truncated,
                              f"executor failed before running the code (ready={ready!r}, "
                              f"status={os.waitstatus_to_exitcode(status)})")
@@ -167,53 +163,22 @@ class Session(StatelessSession):
             msg = self._ctrl.recv(64)
         except OSError:
             return True
-        return msg[:1] in (b"X", b"")
+        return msg[:1] in (SESSION_ENDED, b"")
 
     # ------------------------------------------------------------------ lifecycle
     def _ensure_started(self) -> None:
         if self._proc is not None:
             return
         s = self.sandbox.settings
-        isolation = self.sandbox.isolation
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        info_r, info_w = os.pipe()
-        cfg: dict[str, Any] = {"ctrl_fd": child.fileno()}
-        fds = [child.fileno()]
-        data_fds: list[int] = []
-        try:
-            if isolation == "bwrap":
-                pairs, data_fds = iso.data_fds({k: v for k, v in iso.etc_files(s).items() if k != "hostname"})
-                argv = iso.bwrap_argv(s, "session", cfg, info_fd=info_w, data=pairs)
-                fds += [info_w, *data_fds]
-                env = None
-            elif isolation == "unshare":
-                cfg.update(setup="unshare", etc_binds=iso.etc_binds(), ro_binds=iso.python_binds(s),
-                           etc_files=iso.etc_files(s), uid=s.uid, gid=s.gid, scratch_kb=s.scratch_mb * 1024,
-                           scratch_inodes=max(1024, s.scratch_mb * 256))
-                argv = iso.python_argv(s, "session", cfg)
-                env = iso.sandbox_env(s)
-            else:
-                raise RuntimeError(f"persistent interpreters need isolation, not {isolation!r}")
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, pass_fds=fds, env=env, cwd="/",
-                                    start_new_session=True, **iso.popen_user_kwargs(s))
-        except BaseException:
-            os.close(info_r)
-            parent.close()
-            raise
-        finally:
-            child.close()
-            os.close(info_w)
-            for fd in data_fds:
-                os.close(fd)
+        proc, parent, info_r = iso.start_outer(s, self.sandbox.isolation, "session", {})
         self._proc, self._ctrl = proc, parent
         self.starts += 1
         self._inner_pid = None
         try:
             ready = select.select([parent], [], [], s.start_timeout_s)[0]
             msg = parent.recv(4096) if ready else b""
-            if msg[:1] != b"R":
-                raise RuntimeError(msg[1:].decode("utf-8", "replace") if msg[:1] == b"E"
+            if msg[:1] != SESSION_READY:
+                raise RuntimeError(msg[1:].decode("utf-8", "replace") if msg[:1] == ERROR
                                    else self._startup_error(proc, ready))
         finally:
             self._read_info(info_r)
@@ -247,7 +212,7 @@ class Session(StatelessSession):
         proc, ctrl, self._proc, self._ctrl = self._proc, self._ctrl, None, None
         if ctrl is not None:
             try:
-                ctrl.send(b"Q")
+                ctrl.send(QUIT)
             except OSError:
                 pass
             ctrl.close()

@@ -26,8 +26,21 @@ import threading
 import time
 
 from . import isolation as iso
-from ._pump import decode, encode_request, pump, write_request
-from .inside.protocol import LITE, SCI, SLOT_MSG
+from ._pump import decode, encode_request, pump, send_request
+from .inside.protocol import (
+    ERROR,
+    HUB_NEW_SLOT,
+    HUB_PRELOADED,
+    HUB_READY,
+    KILL,
+    LITE,
+    QUIT,
+    READY_PREPARED,
+    READY_RUNNING,
+    SCI,
+    SLOT_MSG,
+    SPARE,
+)
 from .result import ExecResult
 from .settings import SandboxSettings
 
@@ -52,7 +65,7 @@ class _Slot:
 
     def kill(self) -> None:
         try:
-            self.sock.send(b"K")
+            self.sock.send(KILL)
         except OSError:
             pass  # the slot is gone: its socket's end says so to the reader
 
@@ -102,39 +115,8 @@ class _Worker:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         s = self.s
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        info_r, info_w = os.pipe()
-        cfg = {
-            "ctrl_fd": child.fileno(), "slots": s.spares, "preload": list(s.preload),
-            "preload_stdlib": list(s.preload_stdlib),
-            "uid": s.uid, "gid": s.gid, "scratch_kb": s.scratch_mb * 1024,
-            "scratch_inodes": max(1024, s.scratch_mb * 256),
-        }
-        fds = [child.fileno()]
-        data_fds: list[int] = []
-        try:
-            if self.pool.isolation == "bwrap":
-                pairs, data_fds = iso.data_fds({k: v for k, v in iso.etc_files(s).items() if k != "hostname"})
-                argv = iso.bwrap_argv(s, "hub", cfg, info_fd=info_w, data=pairs)
-                fds += [info_w, *data_fds]
-                env = None
-            else:  # unshare: the hub builds its own namespaces and root
-                cfg.update(setup="unshare", etc_binds=iso.etc_binds(), ro_binds=iso.python_binds(s),
-                           etc_files=iso.etc_files(s))
-                argv = iso.python_argv(s, "hub", cfg)
-                env = iso.sandbox_env(s)
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                pass_fds=fds, env=env, cwd="/", start_new_session=True, **iso.popen_user_kwargs(s))
-        except BaseException:
-            os.close(info_r)
-            parent.close()
-            raise
-        finally:
-            child.close()
-            os.close(info_w)
-            for fd in data_fds:
-                os.close(fd)
+        cfg = {"slots": s.spares, "preload": list(s.preload), "preload_stdlib": list(s.preload_stdlib)}
+        self.proc, parent, info_r = iso.start_outer(s, self.pool.isolation, "hub", cfg)
         self.sock = parent
         self.stderr_fd = self.proc.stderr.fileno() if self.proc.stderr is not None else None
         threading.Thread(target=self._read_info, args=(info_r,), daemon=True,
@@ -200,7 +182,7 @@ class _Worker:
             msg, fds, _flags, _addr = socket.recv_fds(slot.sock, 4096, 5)
         except OSError:
             msg, fds = b"", []
-        if msg[:1] == b"S" and len(fds) == 5:
+        if msg[:1] == SPARE and len(fds) == 5:
             spare = _Spare(self, slot, fds)
             slot.spare = spare
             with self._lock:
@@ -209,7 +191,7 @@ class _Worker:
             return
         for fd in fds:
             os.close(fd)
-        if msg[:1] == b"E":
+        if msg[:1] == ERROR:
             self._error(msg)
         elif not msg:  # the slot died (its namespace with it), and its executor with it
             poller.unregister(slot.sock.fileno())
@@ -226,23 +208,23 @@ class _Worker:
 
     def _from_hub(self, poller: select.poll, msg: bytes, fds: list[int]) -> None:
         kind = msg[:1]
-        if kind == b"N" and len(fds) == 1:  # a new slot: from now on it talks to us directly
+        if kind == HUB_NEW_SLOT and len(fds) == 1:  # a new slot: from now on it talks to us directly
             number, slot_kind = SLOT_MSG.unpack_from(msg, 1)
             self.slots[fds[0]] = _Slot(socket.socket(fileno=fds[0]), number, slot_kind)
             poller.register(fds[0], select.POLLIN)
             return
         for fd in fds:
             os.close(fd)
-        if kind == b"R":
+        if kind == HUB_READY:
             self.info = json.loads(msg[1:].decode())
             self.ready.set()
-        elif kind == b"L":
+        elif kind == HUB_PRELOADED:
             self.info["preloaded"] = json.loads(msg[1:].decode())
             self.preloaded.set()
             missing = sorted(set(self.s.preload) - set(self.info["preloaded"]))
             if missing:
                 log.warning("sandbox worker %d could not preload %s", self.index, missing)
-        elif kind == b"E":
+        elif kind == ERROR:
             self._error(msg)
 
     def _error(self, msg: bytes) -> None:
@@ -317,7 +299,7 @@ class _Worker:
     def close(self) -> None:
         if self.sock is not None:
             try:
-                self.sock.send(b"Q")
+                self.sock.send(QUIT)
             except OSError:
                 pass
         self.kill(graceful=True)
@@ -477,15 +459,7 @@ class WarmPool:
             return ExecResult(exit_code=None, duration_s=time.monotonic() - t0, infra_error=why)
         t0 = time.monotonic()
         deadline = t0 + timeout_s
-        try:
-            write_request(spare.code_w, request)
-        except OSError:
-            pass  # the executor is gone; its status (or its worker's death) says why, below
-        finally:
-            try:
-                os.close(spare.code_w)
-            except OSError:
-                pass
+        send_request(spare.code_w, request)  # if the executor is gone, its status (or its worker's death) says why
 
         def kill(_reason: str) -> None:
             spare.slot.kill()
@@ -509,7 +483,7 @@ class WarmPool:
             status = res.wait_status()
             if res.killed_for is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
                 return ExecResult(stdout, stderr, None, res.killed_for == "timeout", dur, res.truncated, None)
-            if not ready.startswith(b"PR"):
+            if not ready.startswith(READY_PREPARED + READY_RUNNING):
                 return ExecResult(stdout, stderr, None, False, dur, res.truncated,
                                   f"executor failed before running the code (ready={ready!r}, "
                                   f"status={os.waitstatus_to_exitcode(status)})")
@@ -534,7 +508,7 @@ class WarmPool:
         for w in workers:  # the hubs quit first, so idle executors do not see their request pipe close
             if w.sock is not None:
                 try:
-                    w.sock.send(b"Q")
+                    w.sock.send(QUIT)
                 except OSError:
                     pass
         for w in workers:

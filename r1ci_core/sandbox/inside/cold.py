@@ -5,7 +5,15 @@ import os
 import signal
 
 from .executor import e_execute, e_prepare
-from .protocol import EXIT_SETUP, EXIT_SUPERVISOR, STATUS
+from .protocol import (
+    EXIT_SETUP,
+    EXIT_SUPERVISOR,
+    READY_PREPARED,
+    READY_RUNNING,
+    STATUS,
+    STATUS_ERROR_TAG,
+    STATUS_TAG,
+)
 from .syscalls import (
     CLONE_NEWNET,
     LIBC,
@@ -64,14 +72,14 @@ def cold_main(cfg):
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-        if got != b"PR":
+        if got != READY_PREPARED + READY_RUNNING:
             raise RuntimeError("executor failed before running the code (%r, status %d)" % (got, status))
         cpu = int((ru.ru_utime + ru.ru_stime) * 1e6)
-        os.write(st_fd, STATUS.pack(b"ST", status, cpu, ru.ru_maxrss))
+        os.write(st_fd, STATUS.pack(STATUS_TAG, status, cpu, ru.ru_maxrss))
         os._exit(0)
     except BaseException as e:  # noqa: BLE001
         try:
-            os.write(st_fd, b"ER" + ("supervisor: %r" % (e,)).encode()[:2000])
+            os.write(st_fd, STATUS_ERROR_TAG + ("supervisor: %r" % (e,)).encode()[:2000])
         finally:
             os._exit(EXIT_SUPERVISOR)
 

@@ -5,7 +5,7 @@
 import os
 import sys
 
-from .protocol import DONE, EXIT_SETUP, LIMIT_NAMES, REQUEST
+from .protocol import DONE, DONE_TAG, EXIT_SETUP, LIMIT_NAMES, READY_PREPARED, READY_RUNNING, REQUEST
 from .syscalls import TRACE_FD, close_fds_except, default_signals, read_exact, tr
 
 _BASE_VM = None  # address space of the prepared executor: the memory limit is on top of it
@@ -58,7 +58,7 @@ def e_prepare(code_fd, ready_fd, cwd="/tmp", nproc_extra=0, fresh=True):
         _BASE_VM = _vm_size()
     # Not a session or group leader, so a program may setsid(); its killpg() reaches only itself,
     # pid 1 (which, as init, ignores it) and, when warm, its zygote (which its slot then replaces).
-    os.write(ready_fd, b"P")
+    os.write(ready_fd, READY_PREPARED)
     tr("E prepared")
 
 
@@ -72,7 +72,7 @@ def e_execute(code_fd, ready_fd, done_fd=None):
         os.close(code_fd)
         _apply_limits(limits, stdin)
         tr("E request")
-        os.write(ready_fd, b"R")
+        os.write(ready_fd, READY_RUNNING)
         os.close(ready_fd)
     except BaseException:
         os._exit(EXIT_SETUP)
@@ -150,7 +150,7 @@ def _e_run(code, done_fd=None):
             # Our teardown (unmapping the whole interpreter, a millisecond) must not hold up the
             # slot's report when the slot wakes on this CPU: it yields to the slot.
             os.setpriority(os.PRIO_PROCESS, 0, 19)
-            os.write(done_fd, DONE.pack(b"DONE", rc))
+            os.write(done_fd, DONE.pack(DONE_TAG, rc))
         except BaseException:
             pass
     os._exit(rc)

@@ -18,7 +18,22 @@ import sys
 
 from .executor import _apply_limits, _new_main, _parse_request, _run_code, measure_base_vm, set_nproc_extra
 from .outer import unshare_outer
-from .protocol import EXIT_SETUP, EXIT_SUPERVISOR, REQUEST, SESSION_MSG
+from .protocol import (
+    CALL_DONE,
+    ERROR,
+    EXIT_SETUP,
+    EXIT_SUPERVISOR,
+    HOLDER_FORKED,
+    HOLDER_READY,
+    KILL,
+    QUIT,
+    READY_RUNNING,
+    REQUEST,
+    SESSION_CALL,
+    SESSION_ENDED,
+    SESSION_MSG,
+    SESSION_READY,
+)
 from .syscalls import (
     CLONE_NEWNET,
     LIBC,
@@ -85,10 +100,10 @@ def holder_main(sock):
     if sys.path[:1] != [""]:
         sys.path.insert(0, "")
     measure_base_vm()  # the memory limit counts the state the calls build up on top of this
-    sock.send(b"H")
+    sock.send(HOLDER_READY)
     while True:
         msg, fds, _f, _a = socket.recv_fds(sock, 16, 4)
-        if msg[:1] != b"C" or len(fds) != 4:
+        if msg[:1] != SESSION_CALL or len(fds) != 4:
             os._exit(0)  # S gone (or confused): nothing to hold the state for
         _reap_nohang()  # what the previous call started (S killed it)
         rnd = sys.modules.get("random")
@@ -97,13 +112,13 @@ def holder_main(sock):
         sys.stderr.flush()
         pid = os.fork()
         if pid:
-            sock.send(SESSION_MSG.pack(b"P", 0, pid))
+            sock.send(SESSION_MSG.pack(HOLDER_FORKED, 0, pid))
             os._exit(0)  # the state lives on in the child
         if rstate is not None:
             rnd.setstate(rstate)
         rc = session_call(fds, main)
         try:
-            sock.send(SESSION_MSG.pack(b"D", rc, os.getpid()))
+            sock.send(SESSION_MSG.pack(CALL_DONE, rc, os.getpid()))
         except OSError:
             os._exit(rc)
 
@@ -125,7 +140,7 @@ def session_call(fds, main):
             os.dup2(null, 0)
             os.close(null)
         _apply_limits(limits, stdin)
-        os.write(ready_w, b"R")
+        os.write(ready_w, READY_RUNNING)
         os.close(ready_w)
     except BaseException:
         os._exit(EXIT_SETUP)
@@ -170,25 +185,25 @@ class Session:
                 os._exit(EXIT_SETUP)
         b.close()
         self.hs, self.holder = a, pid
-        if a.recv(16) != b"H":
+        if a.recv(16) != HOLDER_READY:
             raise RuntimeError("the interpreter did not start")
 
     def serve(self):
         while True:
             msg, fds, _f, _a = socket.recv_fds(self.ctrl, 16, 5)
-            if not msg or msg[:1] == b"Q":
+            if not msg or msg[:1] == QUIT:
                 os._exit(0)  # host gone or done: pid 1 exit ends the namespace
-            if msg[:1] != b"C" or len(fds) != 5:
+            if msg[:1] != SESSION_CALL or len(fds) != 5:
                 for fd in fds:
                     os.close(fd)
                 continue  # a late kill of a call that had ended already
             st_w = fds[4]
-            socket.send_fds(self.hs, [b"C"], fds[:4])
+            socket.send_fds(self.hs, [SESSION_CALL], fds[:4])
             for fd in fds[:4]:
                 os.close(fd)
             status, pid = self.wait_call()
             if pid is None:  # killed or crashed: nothing of the session is kept
-                self.ctrl.send(b"X")
+                self.ctrl.send(SESSION_ENDED)
                 self.kill_others(())
                 Slot.report(st_w, status)
                 os._exit(0)
@@ -213,7 +228,7 @@ class Session:
                         msg = self.ctrl.recv(16)
                         if not msg:
                             os._exit(0)
-                        if msg[:1] == b"K":
+                        if msg[:1] == KILL:
                             return signal.SIGKILL, None
                     elif fd == self.hs.fileno():
                         msg = self.hs.recv(64)
@@ -224,9 +239,9 @@ class Session:
                         if len(msg) != SESSION_MSG.size:
                             return EXIT_SETUP << 8, None
                         tag, rc, pid = SESSION_MSG.unpack(msg)
-                        if tag == b"D":
+                        if tag == CALL_DONE:
                             return rc << 8, pid
-                        if tag == b"P" and c_fd is None:
+                        if tag == HOLDER_FORKED and c_fd is None:
                             c_pid, c_fd = pid, os.pidfd_open(pid)
                             poller.register(c_fd, select.POLLIN)
                     elif fd == h_fd:  # the holder exited: as planned once it has forked C
@@ -297,11 +312,11 @@ def session_main(cfg):
     try:
         session.start()
     except BaseException as e:  # noqa: BLE001
-        ctrl.send(b"E" + ("interpreter: %r" % (e,)).encode()[:2000])
+        ctrl.send(ERROR + ("interpreter: %r" % (e,)).encode()[:2000])
         os._exit(EXIT_SUPERVISOR)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 1)
     os.dup2(null, 2)
     os.close(null)
-    ctrl.send(b"R")
+    ctrl.send(SESSION_READY)
     session.serve()

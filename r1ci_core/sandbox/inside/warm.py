@@ -18,13 +18,26 @@ from .outer import unshare_outer
 from .protocol import (
     DONE,
     DONE_FD,
+    DONE_TAG,
+    ERROR,
     EXIT_SETUP,
     EXIT_SLOT,
     EXIT_TEMPLATE,
     EXIT_TEMPLATE_LOST,
     EXIT_ZYGOTE,
+    FORK,
+    FORKED,
+    HUB_NEW_SLOT,
+    HUB_PRELOADED,
+    HUB_READY,
+    KILL,
+    QUIT,
+    REAPED,
+    REPLACE_SLOT,
     SLOT_MSG,
+    SPARE,
     STATUS,
+    STATUS_TAG,
     TEMPLATE_SLOT_MSG,
     ZMSG,
 )
@@ -125,7 +138,7 @@ class Slot:
             elif _now() - t_start < 2.0:  # the executor died while preparing: back off
                 failures += 1
                 if failures == 3:
-                    self.sock.send(b"E" + ("executor setup keeps failing (status %d)" % status).encode())
+                    self.sock.send(ERROR + ("executor setup keeps failing (status %d)" % status).encode())
                 import time
 
                 time.sleep(min(5.0, 0.01 * 2 ** min(failures, 9)))
@@ -168,11 +181,11 @@ class Slot:
             self.zygote()
             try:
                 _cont(self.z_pid)  # a program may have stopped it
-                socket.send_fds(self.z_sock, [b"F"], fds)
+                socket.send_fds(self.z_sock, [FORK], fds)
                 msg = self.z_sock.recv(16)
             except OSError:
                 msg = b""
-            if msg[:1] == b"P" and len(msg) == ZMSG.size:
+            if msg[:1] == FORKED and len(msg) == ZMSG.size:
                 return ZMSG.unpack(msg)[1]
             self.zygote_gone()
         return None
@@ -226,7 +239,7 @@ class Slot:
             return None
         fds = (code_w, out_r, err_r, ready_r, st_r)
         try:
-            socket.send_fds(self.sock, [b"S"], list(fds))
+            socket.send_fds(self.sock, [SPARE], list(fds))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -281,13 +294,13 @@ class Slot:
         msg = self.sock.recv(16)
         if not msg:
             os._exit(0)  # hub gone: our exit takes the namespace with it
-        if msg[:1] == b"K":
+        if msg[:1] == KILL:
             _kill(pid)
 
     @staticmethod
     def on_done(data, pid):
         """The executor's exit code, if this is its "done" (else None: wait for it to exit)."""
-        if len(data) != DONE.size or data[:4] != b"DONE":
+        if len(data) != DONE.size or data[:4] != DONE_TAG:
             return None  # not ours (or nothing)
         # The program finished and closed its pipes.  Kill it now (it can no longer run or fork).
         _kill(pid)
@@ -301,7 +314,7 @@ class Slot:
     def from_zygote(self, pid, pid_open):
         """How the executor ended (Z's report), or None while that is not known."""
         msg = self.z_sock.recv(64)
-        if msg[:1] == b"X" and len(msg) == ZMSG.size:
+        if msg[:1] == REAPED and len(msg) == ZMSG.size:
             return ZMSG.unpack(msg)[1]
         self.zygote_gone()  # Z is gone (a program killed it): the executor is our child now
         return None if pid_open else _wait_orphan(pid)
@@ -365,7 +378,7 @@ class Slot:
     @staticmethod
     def report(st_w, status):
         try:
-            os.write(st_w, STATUS.pack(b"ST", status, -1, -1))
+            os.write(st_w, STATUS.pack(STATUS_TAG, status, -1, -1))
         except OSError:
             pass
         os.close(st_w)
@@ -395,7 +408,7 @@ def zygote_main(sock):
         if not msg:
             os._exit(0)
         fds = struct.unpack("5i", anc[0][2]) if len(anc) == 1 and len(anc[0][2]) == 20 else ()
-        if msg[:1] != b"F" or not fds:
+        if msg[:1] != FORK or not fds:
             for _lvl, _typ, data in anc:
                 for fd in struct.unpack("%di" % (len(data) // 4), data[:len(data) - len(data) % 4]):
                     os.close(fd)
@@ -426,8 +439,8 @@ def zygote_main(sock):
             e_execute(code_r, ready_w, DONE_FD)
         for fd in fds:
             os.close(fd)
-        sock.send(ZMSG.pack(b"P", pid))
-        sock.send(ZMSG.pack(b"X", os.waitpid(pid, 0)[1]))
+        sock.send(ZMSG.pack(FORKED, pid))
+        sock.send(ZMSG.pack(REAPED, os.waitpid(pid, 0)[1]))
 
 
 def _cont(pid):
@@ -463,7 +476,7 @@ class Template:
         except OSError as e:
             a.close()
             b.close()
-            self.sock.send(b"E" + ("clone failed: %s" % e).encode())
+            self.sock.send(ERROR + ("clone failed: %s" % e).encode())
             return False
         if pid == 0:
             try:
@@ -474,7 +487,7 @@ class Template:
                 os._exit(EXIT_SLOT)
         b.close()
         try:
-            socket.send_fds(self.sock, [b"N" + TEMPLATE_SLOT_MSG.pack(pid, self.kind)], [a.fileno()])
+            socket.send_fds(self.sock, [HUB_NEW_SLOT + TEMPLATE_SLOT_MSG.pack(pid, self.kind)], [a.fileno()])
         finally:
             a.close()
         return True
@@ -495,7 +508,7 @@ class Template:
             msg = self.sock.recv(64)
             if not msg:
                 os._exit(0)
-            want += msg.count(b"R")  # the hub lost a slot: make another
+            want += msg.count(REPLACE_SLOT)  # the hub lost a slot: make another
 
 
 def template_main(kind, sock, cfg):
@@ -526,7 +539,7 @@ def template_main(kind, sock, cfg):
     # The first compile() in a process initialises the parser (about 1.5 ms): once here, not in
     # every executor.
     exec(compile("x = [1]\ny = len(x)\n", "<string>", "exec"), {})
-    sock.send(b"L" + json.dumps(preloaded).encode())
+    sock.send(HUB_PRELOADED + json.dumps(preloaded).encode())
     gc.collect()
     gc.freeze()
     Template(kind, sock, cfg).serve()
@@ -574,9 +587,9 @@ class Hub:
         # Ready as soon as the light template is: the preloading one (numpy, sympy: seconds on a
         # busy machine) announces itself, and its spares, when it gets there.
         msg = self.templates[0].recv(65536)
-        if msg[:1] != b"L":
+        if msg[:1] != HUB_PRELOADED:
             raise RuntimeError("template 0 failed to start")
-        self.send_host(b"R" + json.dumps({
+        self.send_host(HUB_READY + json.dumps({
             "pid": os.getpid(), "python": sys.version.split()[0], "preload": self.cfg.get("preload", []),
             "uid": os.getuid(), "executable": sys.executable, "kinds": kinds,
         }).encode())
@@ -595,7 +608,7 @@ class Hub:
             for fd, _ev in poller.poll():
                 if fd == ctrl_fd:
                     msg = self.ctrl.recv(256)
-                    if not msg or msg[:1] == b"Q":
+                    if not msg or msg[:1] == QUIT:
                         os._exit(0)  # host gone or asked to quit: pid 1 exit kills everything
                 elif fd in tpl_fd:
                     kind = tpl_fd[fd]
@@ -604,12 +617,12 @@ class Hub:
                     msg, fds, _f, _a = socket.recv_fds(self.templates[kind], 4096, 1)
                     if not msg:
                         os._exit(EXIT_TEMPLATE_LOST)
-                    if msg[:1] in (b"E", b"L"):  # L: what the preloading template could import
+                    if msg[:1] in (ERROR, HUB_PRELOADED):  # L: what the preloading template could import
                         self.send_host(msg)
-                    elif msg[:1] == b"N" and fds:
+                    elif msg[:1] == HUB_NEW_SLOT and fds:
                         pid, k = TEMPLATE_SLOT_MSG.unpack_from(msg, 1)
                         try:  # the host talks to the slot directly from now on
-                            self.send_host(b"N" + SLOT_MSG.pack(self.next_slot, k), fds)
+                            self.send_host(HUB_NEW_SLOT + SLOT_MSG.pack(self.next_slot, k), fds)
                         finally:
                             os.close(fds[0])
                         self.next_slot += 1
@@ -627,7 +640,7 @@ class Hub:
                         os.waitpid(pid, 0)
                     except ChildProcessError:
                         pass
-                    self.templates[k].send(b"R")
+                    self.templates[k].send(REPLACE_SLOT)
 
 
 def hub_main(cfg):
