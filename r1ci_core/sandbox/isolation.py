@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -178,6 +179,34 @@ def start_outer(s: SandboxSettings, isolation: str, role: str, cfg: dict) -> tup
         for fd in files:
             os.close(fd)
     return proc, parent, info_r
+
+
+def stop_outer(p: subprocess.Popen, inner_pid: int | None, *, graceful: bool, what: str) -> None:
+    """End a sandbox started by :func:`start_outer`: (after ``graceful``'s 2 s for it to exit by itself) kill
+    its pid 1 ``inner_pid`` first, so that bwrap reaps it (no orphan is left to the host's init), then its group."""
+    if graceful:
+        try:
+            p.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+    if p.poll() is None and inner_pid:
+        try:
+            os.kill(inner_pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.error("%s (pid %d) did not exit", what, p.pid)
 
 
 def python_argv(s: SandboxSettings, role: str, cfg: dict) -> list[str]:

@@ -218,23 +218,7 @@ class Session(StatelessSession):
             ctrl.close()
         if proc is None:
             return
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            for pid in (self._inner_pid, proc.pid):
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.error("persistent interpreter (pid %d) did not exit", proc.pid)
+        iso.stop_outer(proc, self._inner_pid, graceful=True, what="persistent interpreter")
         if proc.stderr is not None and not proc.stderr.closed:
             proc.stderr.close()
 

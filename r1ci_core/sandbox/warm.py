@@ -264,32 +264,9 @@ class _Worker:
     def kill(self, graceful: bool = False) -> None:
         """Stop the hub; as pid 1 of its namespace its death takes every process with it.  The
         hub dies first so that bwrap reaps it (no orphan is left to the host's init)."""
-        p = self.proc
-        if p is None:
+        if self.proc is None:
             return
-        if graceful:
-            try:
-                p.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
-        if p.poll() is None and self.inner_pid:
-            try:
-                os.kill(self.inner_pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.error("sandbox worker %d (pid %d) did not exit", self.index, p.pid)
+        iso.stop_outer(self.proc, self.inner_pid, graceful=graceful, what=f"sandbox worker {self.index}")
         if self.sock is not None:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
