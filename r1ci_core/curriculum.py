@@ -160,7 +160,7 @@ def measure_difficulty(recipe: Any, items: Sequence[Item], model_path: str, sand
     chosen = difficulty_items(items, cfg.questions_per_family, seed=recipe.seed)
     per_family = max(1, min(cfg.questions_per_family, len(chosen)))
     samples = max(1, math.ceil(cfg.samples_per_family / per_family))
-    temperature = cfg.temperature if cfg.temperature is not None else float(recipe.grpo.get("temperature", 1.0))
+    temperature = cfg.temperature if cfg.temperature is not None else float(recipe.grpo.trl.get("temperature", 1.0))
     limits = recipe.rollout.model_copy(update={"temperature": temperature})
     own = backend is None
     if own:

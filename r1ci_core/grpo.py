@@ -58,8 +58,6 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-6,
     "temperature": 1.0,
 }
-# r1ci keys of the recipe's grpo section (not GRPOConfig fields)
-R1CI_KEYS = ("rewards", "filter_uniform_groups")
 CPU_DEFAULTS: dict[str, Any] = {"bf16": False, "gradient_checkpointing": False}
 
 
@@ -280,9 +278,9 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     if not items:
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    section = dict(recipe.grpo)
-    names, weights = reward_spec(section.pop("rewards", None))
-    filter_uniform = bool(section.pop("filter_uniform_groups", False))
+    section = recipe.grpo.trl
+    names, weights = reward_spec(recipe.grpo.rewards)
+    filter_uniform = recipe.grpo.filter_uniform_groups
     resolve_vllm(section, recipe.rollout.backend)
     cpu = not torch.cuda.is_available()
     defaults = {**GRPO_DEFAULTS, **(CPU_DEFAULTS if cpu else {}), "seed": recipe.seed, "use_cpu": cpu,
@@ -296,7 +294,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     rows = grpo_rows(items, stages, prompts_per_step, recipe.seed)
     from .digest import checkpoint_fingerprint
 
-    fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
+    fingerprint_work_dir(work_dir, {"grpo": recipe.grpo.written(), "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],
                                     "seed": recipe.seed})
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)

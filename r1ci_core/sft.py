@@ -3,7 +3,7 @@
 Rows are pre-tokenised by `chat.tokenize_conversation` (any chat template): `input_ids` plus
 `assistant_masks`, 1 only on tokens the assistant wrote; TRL turns the mask into `labels` (-100 elsewhere),
 so system, user and interpreter turns and the template's role headers carry no loss. The recipe's `sft`
-section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus `lora` (peft.LoraConfig fields).
+section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus r1ci's `config.SftSection` keys.
 """
 
 from __future__ import annotations
@@ -60,16 +60,15 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
 
     if not trajectories:
         raise ValueError("the SFT dataset is empty: the filter kept no trajectory (check teacher scores and filter limits)")
-    section = dict(recipe.sft)
-    lora = section.pop("lora", None)
+    lora = recipe.sft.lora
     cpu = not torch.cuda.is_available()
     defaults = {**SFT_DEFAULTS, **(CPU_DEFAULTS if cpu else {})}
-    args = trl_config(SFTConfig, section, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
+    args = trl_config(SFTConfig, recipe.sft.trl, "sft", work_dir, seed=recipe.seed, **defaults, use_cpu=cpu)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
     rows = sft_rows(trajectories, tokenizer)
     from .digest import checkpoint_fingerprint
 
-    fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
+    fingerprint_work_dir(work_dir, {"sft": recipe.sft.written(), "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})
     model = load_model(base_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)

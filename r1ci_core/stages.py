@@ -305,14 +305,14 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
     from .training import log_curves
     from .trajectory import Trajectory
 
-    key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft, seed=ctx.recipe.seed,
+    key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft.written(), seed=ctx.recipe.seed,
                      model=ctx.recipe.model.model_dump(), dataset=content_digest(dataset.path),
                      base=content_digest(base.path))
     if cached := _reuse(ctx, "sft_checkpoint", key):
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_dataset": dataset.mlflow_run_id, "base_model": base.mlflow_run_id},
-                           params={"sft": ctx.recipe.sft, "base_model": base.path}) as run:
+                           params={"sft": ctx.recipe.sft.written(), "base_model": base.path}) as run:
         import mlflow
         from datasets import load_from_disk
 
@@ -339,7 +339,7 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     cfg = ctx.recipe.curriculum
     items = load_corpus(Path(corpus.path), "grpo")
     key = _stage_key(ctx, "task_difficulty", curriculum=cfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
-                     temperature=ctx.recipe.grpo.get("temperature"), grpo_steps=ctx.recipe.grpo.get("max_steps"),
+                     temperature=ctx.recipe.grpo.trl.get("temperature"), grpo_steps=ctx.recipe.grpo.trl.get("max_steps"),
                      seed=ctx.recipe.seed, sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
                      items=items_digest(items))
     if cached := _reuse(ctx, "task_difficulty", key):
@@ -351,7 +351,7 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
 
         out = ctx.artifact("task_difficulty.json")
         fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
-                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.get("temperature"), ctx.recipe.seed)
+                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.trl.get("temperature"), ctx.recipe.seed)
         cached = json.loads(out.read_text()) if out.is_file() else None
         if not cfg.enabled:
             data = {"enabled": False, "fingerprint": fp, "families": {}}
@@ -368,7 +368,7 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             mlflow.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
                                 **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
             stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
-                                    int(ctx.recipe.grpo.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
+                                    int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
                                     cfg.stage_steps, cumulative=cfg.cumulative)
             meta.update({"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
                          "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
@@ -387,7 +387,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
     if difficulty is not None:
         upstream["task_difficulty"] = difficulty.mlflow_run_id
-    key = _stage_key(ctx, "grpo_checkpoint", grpo=ctx.recipe.grpo, rollout=ctx.recipe.rollout.model_dump(),
+    key = _stage_key(ctx, "grpo_checkpoint", grpo=ctx.recipe.grpo.written(), rollout=ctx.recipe.rollout.model_dump(),
                      curriculum=ccfg.model_dump(), seed=ctx.recipe.seed, model=ctx.recipe.model.model_dump(),
                      sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
                      items=items_digest(load_corpus(Path(corpus.path), "grpo")),
@@ -396,7 +396,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream,
-                           params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump(),
+                           params={"grpo": ctx.recipe.grpo.written(), "rollout": ctx.recipe.rollout.model_dump(),
                                    "curriculum": ccfg.model_dump()}) as run:
         import mlflow
         from datasets import load_from_disk
@@ -408,7 +408,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                 raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
             measured = load_difficulty(difficulty.path)
             baseline = {f: d.pass_rate for f, d in measured.items()}
-            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.get("max_steps", 0) or 0),
+            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
                                     ccfg.stage_steps, cumulative=ccfg.cumulative)
             mlflow.log_dict({"stages": schedule_dict(stages),
                              "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
