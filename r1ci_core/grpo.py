@@ -34,7 +34,7 @@ from typing import Any
 from .chat import prompt_messages
 from .config import Recipe, RecipeError
 from .models import load_model, load_tokenizer
-from .rewards import get_reward_funcs, reward_spec, total_rewards
+from .rewards import recipe_rewards, total_rewards
 from .tasks import Item, registry
 from .training import (
     fingerprint_work_dir,
@@ -279,7 +279,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     section = recipe.grpo.trl
-    names, weights = reward_spec(recipe.grpo.rewards)
+    names, weights = (rewards := recipe_rewards(recipe)).names, rewards.weights
     filter_uniform = recipe.grpo.filter_uniform_groups
     resolve_vllm(section, recipe.rollout.backend)
     cpu = not torch.cuda.is_available()
@@ -302,7 +302,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
                        attn_implementation=recipe.model.attn_implementation)
     dataset = Dataset.from_list(rows)
     rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox)
-    funcs = get_reward_funcs(names)
+    funcs = rewards.funcs
     trainer_cls = make_trainer_class()
     callbacks = [mlflow_callback()]
     if stages:

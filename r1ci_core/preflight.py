@@ -154,10 +154,10 @@ def check_training_sections(recipe: Recipe) -> None:
     (Values are judged by TRL when training starts; building the configs here could refuse what the
     stages, with their own defaults, accept.)
     """
-    from .rewards import get_reward_funcs, reward_spec
+    from .rewards import recipe_rewards
 
     try:
-        get_reward_funcs(reward_spec(recipe.grpo.rewards)[0])
+        recipe_rewards(recipe)
     except ValueError as err:
         raise RecipeError(f"recipe grpo.rewards: {err}") from None
     if not recipe.sft.trl and not recipe.grpo.trl:
