@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .tasks import Item
+from .tasks import Item, resolve_families
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,8 @@ def measure_difficulty(recipe: Any, items: Sequence[Item], model_path: str, sand
                               local_files_only=recipe.model.local_files_only)
     try:
         trajs = run_rollouts(backend, chosen, limits=limits, sandbox=sandbox, samples_per_item=samples,
-                             seed=recipe.seed, progress=False, families=families)
+                             seed=recipe.seed, progress=False,
+                             families=families if families is not None else resolve_families(recipe.tasks))
     finally:
         if own and callable(getattr(backend, "close", None)):
             backend.close()

@@ -34,8 +34,8 @@ from typing import Any
 from .chat import prompt_messages
 from .config import Recipe, RecipeError
 from .models import load_model, load_tokenizer
-from .rewards import recipe_rewards, total_rewards
-from .tasks import Item, registry
+from .rewards import RewardSet, recipe_rewards, total_rewards
+from .tasks import Item, resolve_families
 from .training import (
     fingerprint_work_dir,
     last_checkpoint,
@@ -68,7 +68,7 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
     from .rollout import run_rollouts
 
     by_question = {it.question: it for it in items}
-    families = families if families is not None else registry()
+    families = families if families is not None else resolve_families(recipe.tasks)
     stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0, "calls": 0, "rollout_s": 0.0}
 
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, Any]:
@@ -261,13 +261,15 @@ def grpo_rows(items: list[Item], stages: list[Any] | None, prompts_per_step: int
 
 def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, work_dir: Path,
                sandbox: Any, stages: list[Any] | None = None,
-               baseline: dict[str, float] | None = None) -> dict[str, Any]:
+               baseline: dict[str, float] | None = None, families: dict[str, Any] | None = None,
+               rewards: RewardSet | None = None) -> dict[str, Any]:
     """GRPO from the SFT checkpoint on the GRPO question pool; save to `out_dir`, resume from `work_dir`.
 
     `stages` (from `curriculum.stage_schedule`) orders the prompts stage by stage; then `max_steps` is the
     sum of the stages' steps. `baseline` (family -> the SFT model's pass rate at the GRPO temperature, from
     `task_difficulty`) adds the per-step `correctness_gain`: correctness minus the baseline of the same
-    families, a learning signal that the curriculum's changing family mix does not move.
+    families, a learning signal that the curriculum's changing family mix does not move. `families` (the
+    verifiers) and `rewards` are the run's (`StageContext`); by default built from `recipe`.
     """
     import os
 
@@ -279,7 +281,8 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     section = recipe.grpo.trl
-    names, weights = (rewards := recipe_rewards(recipe)).names, rewards.weights
+    rewards = rewards or recipe_rewards(recipe)
+    names, weights = rewards.names, rewards.weights
     filter_uniform = recipe.grpo.filter_uniform_groups
     resolve_vllm(section, recipe.rollout.backend)
     cpu = not torch.cuda.is_available()
@@ -301,7 +304,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     model = load_model(sft_path, recipe.model.dtype, recipe.model.local_files_only,
                        attn_implementation=recipe.model.attn_implementation)
     dataset = Dataset.from_list(rows)
-    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox)
+    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, families)
     funcs = rewards.funcs
     trainer_cls = make_trainer_class()
     callbacks = [mlflow_callback()]

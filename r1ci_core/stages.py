@@ -12,17 +12,22 @@ resumable state (teacher shards, trainer checkpoints, stored evaluations) is sti
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import lineage
 from .config import Recipe, data_dir
 from .digest import content_digest, items_digest, json_digest
 from .versions import registered_name
+
+if TYPE_CHECKING:
+    from .rewards import RewardSet
+    from .tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,21 @@ class StageContext:
     root: Path = field(default_factory=data_dir)
     dagster_run_id: str = ""
     force: frozenset[str] = field(default_factory=_forced_from_env)
+
+    @functools.cached_property
+    def families(self) -> dict[str, Task]:
+        """Every available task family for the recipe's `tasks` section (its BBH folder and custom files):
+        the verifiers of the run's teacher, GRPO rewards, curriculum and evaluation."""
+        from .tasks import resolve_families
+
+        return resolve_families(self.recipe.tasks)
+
+    @functools.cached_property
+    def rewards(self) -> RewardSet:
+        """The run's GRPO rewards (`grpo.rewards`, with the recipe's rollout limits)."""
+        from .rewards import recipe_rewards
+
+        return recipe_rewards(self.recipe)
 
     def artifact(self, name: str) -> Path:
         return self.root / self.recipe.name / name
@@ -137,8 +157,6 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
     from .chat import SYSTEM_PROMPT, system_prompt
     from .corpus import load_corpus
     from .models import build_tiny_model, find_gguf, import_gguf, is_gguf_ref, load_tokenizer
-    from .tasks import registry
-
     mcfg = ctx.recipe.model
     if mcfg.name_or_path == "tiny":  # built from the corpus' text
         made_from = {"corpus": content_digest(corpus.path)}
@@ -155,7 +173,7 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
 
         if mcfg.name_or_path == "tiny":
             items = load_corpus(Path(corpus.path))
-            families = registry()
+            families = ctx.families
             texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
             for item in items:
                 texts.append(item.question)
@@ -183,7 +201,6 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     from .corpus import load_corpus
     from .io import atomic_dir
     from .shards import run_sharded
-    from .tasks import registry
     from .teachers import make_teacher
 
     tcfg = ctx.recipe.teacher
@@ -195,8 +212,7 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     key = _stage_key(ctx, "teacher_trajectories", items=items_digest(items), **made_from)
     if backend is None and (cached := _reuse(ctx, "teacher_trajectories", key)):
         return cached
-    families = registry(bbh_dir=ctx.recipe.tasks.bbh_dir, custom_tasks=ctx.recipe.tasks.custom_tasks or None)
-    teacher = make_teacher(tcfg, families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
+    teacher = make_teacher(tcfg, ctx.families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
     provenance = teacher.provenance()
     with lineage.asset_run(ctx.recipe.mlflow, "teacher_trajectories", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id},
@@ -359,7 +375,8 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             data = cached
             mlflow.set_tag("r1ci.cached", "true")
         else:
-            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox)}
+            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox,
+                                                                        families=ctx.families)}
         atomic_write_text(out, json.dumps(data, indent=1, sort_keys=True))
         mlflow.log_dict(data, "task_difficulty.json")
         meta: dict[str, Any] = {"enabled": data["enabled"], "cached": data is cached}
@@ -416,7 +433,8 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                                for s in stages})
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
-                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline)
+                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline,
+                             families=ctx.families, rewards=ctx.rewards)
         mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
@@ -428,7 +446,8 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
             from .curriculum import measure_difficulty
 
-            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox)
+            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox,
+                                       families=ctx.families)
             rates = {f: d["pass_rate"] for f, d in after["families"].items()}
             mlflow.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
                                 "train_pass_rate_before": sum(baseline.values()) / len(baseline),
@@ -475,6 +494,7 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
     with lineage.asset_run(ctx.recipe.mlflow, "eval_report", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
         report = run_evaluation(ctx, items, evaluated, sandbox, mlflow_run_id=run.info.run_id, force=force,
+                                families=ctx.families,
                                 reward_curve=grpo_reward_curve(checkpoints["grpo"].mlflow_run_id)
                                 if "grpo" in checkpoints else None)
         return _record(StageResult(str(report["report_path"]), run.info.run_id, report), key, artifact=report_dir)
@@ -537,6 +557,7 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
             raise ValueError(f"no registered version of {' / '.join(names)} to evaluate: materialise "
                              "sft_checkpoint (or grpo_checkpoint) first")
         result = run_evaluation(ctx, items, {label: f"models:/{key}" for key, label in keys.items()}, sandbox,
+                                families=ctx.families,
                                 mlflow_run_id=run.info.run_id, force=force, recipe_entries=False,
                                 out_dir=ctx.artifact("model_version_eval"), reward_curve=[],
                                 extra_report_run_ids=others, version_labels=True,

@@ -32,3 +32,35 @@ def test_reward_weights_and_unknown_names_come_from_the_recipe() -> None:
     assert (rewards.names, rewards.weights) == (["correctness", "format"], [1.0, 0.5])
     with pytest.raises(ValueError, match=r"unknown rewards \['nope'\]; choose from"):
         recipe_rewards(load_recipe("tiny").with_overrides({"grpo.rewards": ["nope"]}))
+
+
+def test_a_recipe_custom_family_is_scored_in_grpo_rewards(tmp_path, monkeypatch, tiny_policy, sandbox,
+                                                          small_recipe) -> None:
+    """Defect 3: GRPO's verifiers came from a bare `registry()`, so a recipe's custom family went unscored
+    (and `correctness` turned the missing score into a silent zero)."""
+    import json
+
+    import r1ci_core.rollout as rollout_pkg
+    from r1ci_core import grpo
+    from r1ci_core.tasks import registry, resolve_families
+
+    monkeypatch.delenv("R1CI_CUSTOM_TASKS", raising=False)
+    path = tmp_path / "h8_quiz.jsonl"
+    path.write_text("".join(json.dumps({"family": "h8_quiz", "question": f"What is {a} * {b}?",
+                                        "answer": str(a * b), "scorer": "numeric"}) + "\n"
+                            for a, b in ((6, 7), (3, 9), (12, 4))))
+    recipe = small_recipe.with_overrides({"tasks.custom_tasks": [str(path)], "tasks.families": ["h8_quiz"]})
+    assert "h8_quiz" not in registry()
+    items = resolve_families(recipe.tasks)["h8_quiz"].generate(3, seed=0)
+    rollouts: list = []
+    real = rollout_pkg.run_rollouts
+
+    def recording(*args, **kwargs):
+        rollouts.extend(out := real(*args, **kwargs))
+        return out
+
+    monkeypatch.setattr(rollout_pkg, "run_rollouts", recording)
+    figures = grpo.train_grpo(recipe, items, str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert figures["n_rollouts"] == len(rollouts) == 4 and figures["n_infra_errors"] == 0
+    assert all(t.family == "h8_quiz" and t.score is not None and t.parseable is not None for t in rollouts), \
+        [(t.family, t.score) for t in rollouts]
