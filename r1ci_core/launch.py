@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RECIPES_DIR, Recipe, RecipeError
+from .lineage import active_target, resumed_run
 from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def launch_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, o
                       "".join(json.dumps(t.to_row()) + "\n" for t in trajectories))
     spec = {"recipe": recipe.model_dump(mode="json"), "trajectories": str(spec_dir / "trajectories.jsonl"),
             "base_path": str(base_path), "out_dir": str(Path(out_dir).resolve()),
-            "work_dir": str(Path(work_dir).resolve()), "figures": str(figures_path), "mlflow": _mlflow_target()}
+            "work_dir": str(Path(work_dir).resolve()), "figures": str(figures_path), "mlflow": active_target()}
     atomic_write_text(spec_dir / "spec.json", json.dumps(spec, indent=1))
     cmd = accelerate_command(spec_dir / "spec.json", num_processes, config, port=_free_port())
     run_env = {**os.environ, **(env or {})}
@@ -200,17 +201,6 @@ def last_frame(line: str) -> str:
     return frames[-1].rstrip() if frames else ""
 
 
-def _mlflow_target() -> dict[str, str] | None:
-    try:
-        import mlflow
-    except ImportError:
-        return None
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id}
-
-
 # ------------------------------------------------------------------------------ inside accelerate launch
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("PROCESS_INDEX", "0")))
@@ -228,19 +218,8 @@ def run_spec(spec_path: Path) -> dict[str, Any] | None:
     work_dir = Path(spec["work_dir"])
     # save_final runs on every rank (FSDP/ZeRO-3 gather the weights collectively); only rank 0's is the artifact
     out_dir = Path(spec["out_dir"]) if rank == 0 else work_dir / "launch" / f"rank{rank}-discard"
-    mlflow_run = None
-    if rank == 0 and spec.get("mlflow"):
-        import mlflow
-
-        mlflow.set_tracking_uri(spec["mlflow"]["tracking_uri"])
-        mlflow_run = mlflow.start_run(run_id=spec["mlflow"]["run_id"])
-    try:
+    with resumed_run(spec.get("mlflow") if rank == 0 else None):  # rank 0 logs into the stage's run
         figures = _train_here(recipe, trajectories, spec["base_path"], out_dir, work_dir)
-    finally:
-        if mlflow_run is not None:
-            import mlflow
-
-            mlflow.end_run()  # the stage's own process ends the run with its final status
     if rank == 0:
         figures = {**figures, "num_processes": int(os.environ.get("WORLD_SIZE", "1"))}
         atomic_write_text(Path(spec["figures"]), json.dumps(figures))

@@ -138,16 +138,14 @@ def task_corpus(ctx: StageContext) -> StageResult:
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "task_corpus", dagster_run_id=ctx.dagster_run_id,
                            params={"tasks": cfg.model_dump(), "recipe": ctx.recipe.name}) as run:
-        import mlflow
-
         path = save_corpus(items, ctx.artifact("task_corpus"))
         counts = corpus_counts(items)
         pools: dict[str, int] = {}
         for per_pool in counts.values():
             for pool, n in per_pool.items():
                 pools[pool] = pools.get(pool, 0) + n
-        mlflow.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
-        mlflow.log_dict(counts, "counts.json")
+        lineage.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
+        lineage.log_dict(counts, "counts.json")
         return _record(StageResult(str(path), run.info.run_id,
                                    {"n_items": len(items), "n_families": len(counts), "pools": pools,
                                     "counts": counts, "overlaps": len(pool_overlaps(items))}), key)
@@ -169,8 +167,6 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "base_model", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id}, params={"model": mcfg.model_dump()}) as run:
-        import mlflow
-
         if mcfg.name_or_path == "tiny":
             items = load_corpus(Path(corpus.path))
             families = ctx.families
@@ -186,8 +182,8 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         else:
             path, source = mcfg.name_or_path, "external"
         tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
-        mlflow.log_params({"base_model.path": str(path), "base_model.source": source})
-        mlflow.log_metric("vocab_size", len(tokenizer))
+        lineage.log_params({"base_model.path": str(path), "base_model.source": source})
+        lineage.log_metric("vocab_size", len(tokenizer))
         return _record(StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)}),
                        key)
 
@@ -218,7 +214,6 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump(),
                                    "provenance": provenance}) as run:
-        import mlflow
         from datasets import Dataset, load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
@@ -245,10 +240,10 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
         n_correct = sum(1 for s in ds["score"] if s == 1.0)
         n_infra = sum(ds["infra_error"])
         stats = {k: v for k, v in sorted(sharded.stats.items())}
-        mlflow.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
-                            "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
-                            **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
-        mlflow.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
+        lineage.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
+                             "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
+                             **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
+        lineage.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
         result = StageResult(str(out), run.info.run_id,
                              {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
                               "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
@@ -277,7 +272,6 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"filter": fcfg.model_dump()}) as run:
-        import mlflow
         from datasets import Dataset, concatenate_datasets, load_from_disk
 
         source = load_from_disk(teacher.path)
@@ -306,9 +300,9 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         per_family: dict[str, int] = {}
         for t in kept:
             per_family[t.family] = per_family.get(t.family, 0) + 1
-        mlflow.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
-                            "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
-        mlflow.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
+        lineage.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
+                             "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
+        lineage.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
         lineage.log_dataset(ds, out, "sft_dataset", context="output")
         return _record(StageResult(str(out), run.info.run_id,
                                    {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
@@ -329,7 +323,6 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_dataset": dataset.mlflow_run_id, "base_model": base.mlflow_run_id},
                            params={"sft": ctx.recipe.sft.written(), "base_model": base.path}) as run:
-        import mlflow
         from datasets import load_from_disk
 
         ds = load_from_disk(dataset.path)
@@ -337,7 +330,7 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
         out = ctx.artifact("sft_checkpoint")
         figures = train_sft(ctx.recipe, [Trajectory.from_row(r) for r in ds], base.path, out,
                             ctx.artifact("sft_checkpoint.work"))
-        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "sft"))
         return _record(StageResult(str(out), run.info.run_id, {**figures, "model_version": version}), key)
@@ -363,8 +356,6 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     with lineage.asset_run(ctx.recipe.mlflow, "task_difficulty", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
                            params={"curriculum": cfg.model_dump()}) as run:
-        import mlflow
-
         out = ctx.artifact("task_difficulty.json")
         fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
                           ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.trl.get("temperature"), ctx.recipe.seed)
@@ -373,17 +364,17 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             data = {"enabled": False, "fingerprint": fp, "families": {}}
         elif cached and cached.get("fingerprint") == fp:
             data = cached
-            mlflow.set_tag("r1ci.cached", "true")
+            lineage.set_tag("r1ci.cached", "true")
         else:
             data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox,
                                                                         families=ctx.families)}
         atomic_write_text(out, json.dumps(data, indent=1, sort_keys=True))
-        mlflow.log_dict(data, "task_difficulty.json")
+        lineage.log_dict(data, "task_difficulty.json")
         meta: dict[str, Any] = {"enabled": data["enabled"], "cached": data is cached}
         if data["families"]:
             fams = data["families"]
-            mlflow.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
-                                **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
+            lineage.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
+                                 **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
             stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
                                     int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
                                     cfg.stage_steps, cumulative=cfg.cumulative)
@@ -415,7 +406,6 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                            upstream=upstream,
                            params={"grpo": ctx.recipe.grpo.written(), "rollout": ctx.recipe.rollout.model_dump(),
                                    "curriculum": ccfg.model_dump()}) as run:
-        import mlflow
         from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
@@ -427,15 +417,15 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             baseline = {f: d.pass_rate for f, d in measured.items()}
             stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
                                     ccfg.stage_steps, cumulative=ccfg.cumulative)
-            mlflow.log_dict({"stages": schedule_dict(stages),
-                             "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
-            mlflow.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
-                               for s in stages})
+            lineage.log_dict({"stages": schedule_dict(stages),
+                              "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
+            lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
+                                for s in stages})
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
                              ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline,
                              families=ctx.families, rewards=ctx.rewards)
-        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
                     "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"]),
@@ -449,9 +439,9 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
             after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox,
                                        families=ctx.families)
             rates = {f: d["pass_rate"] for f, d in after["families"].items()}
-            mlflow.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
-                                "train_pass_rate_before": sum(baseline.values()) / len(baseline),
-                                "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
+            lineage.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
+                                 "train_pass_rate_before": sum(baseline.values()) / len(baseline),
+                                 "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "grpo"))
         meta = {**figures, "model_version": version}
@@ -542,15 +532,13 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"version": version or "(candidates)", "questions": questions,
                                    "fresh_seed": fresh_seed, "eval": ecfg.model_dump()}) as run:
-        import mlflow
-
         if version:
             targets = [versions.resolve(_version_uri(version, ctx.recipe.name))]
         else:
             targets = _unevaluated_candidates(names, items_fp)
         suffix = "" if questions == "held_out" else f"@fresh-{fresh_seed}"
         keys = {t.key: f"{t.key}{suffix}" for t in targets}
-        mlflow.set_tag("r1ci.model_versions", ",".join(keys))
+        lineage.set_tag("r1ci.model_versions", ",".join(keys))
         others = latest_version_runs(store.db_path(ctx.root), names, [it.id for it in items], ecfg.modes,
                                      exclude=list(keys)) if questions == "held_out" else []
         if not targets and not others:
