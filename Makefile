@@ -3,8 +3,8 @@
 install:
 	bash scripts/install.sh --dev
 
+# no `ruff format`: the tree is not formatted with it (it would rewrite most files); style = ruff's fixable rules
 style:
-	.venv/bin/ruff format r1ci_core r1ci_pipeline tests benchmarks
 	.venv/bin/ruff check --fix r1ci_core r1ci_pipeline tests benchmarks
 
 quality:

@@ -191,7 +191,7 @@ def r1ci_sft(shape: str, device: str, batch: int, seq: int, steps: int, warmup: 
 
     import r1ci_core.sft as sft
     from r1ci_core.config import Recipe
-    from r1ci_core.launch import split_recipe, train_sft
+    from r1ci_core.launch import train_sft, with_varlen
     from r1ci_core.models import train_tiny_tokenizer
     from r1ci_core.sft import sft_rows
 
@@ -222,7 +222,7 @@ def r1ci_sft(shape: str, device: str, batch: int, seq: int, steps: int, warmup: 
                "disable_tqdm": True}
     recipe = Recipe.model_validate({"name": "gpu_bench", "seed": 0, "sft": section, "model": {
         "name_or_path": str(base), "dtype": "bfloat16", "attn_implementation": "flash_attention_2" if flash else None}})
-    attn = split_recipe(recipe)[0].model.attn_implementation or "sdpa"
+    attn = with_varlen(recipe).model.attn_implementation or "sdpa"
 
     marks: dict[int, tuple[float, int]] = {}
 

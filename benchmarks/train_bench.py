@@ -262,8 +262,8 @@ def _timed_grpo(recipe, steps: int, items: list, policy: str) -> dict:  # noqa: 
     with tempfile.TemporaryDirectory() as tmp, \
             Sandbox(timeout_s=sb.timeout_s, memory_mb=sb.memory_mb, workers=sb.workers, isolation=sb.isolation) as box:
         grpo.train_grpo(recipe, items, policy, Path(tmp) / "out", Path(tmp) / "work", box)
-    return {"steps": steps_log, "completions_per_step": int(recipe.grpo.get("per_device_train_batch_size", 8)),
-            "beta": float(recipe.grpo.get("beta", 0.001))}
+    return {"steps": steps_log, "completions_per_step": int(recipe.grpo.trl.get("per_device_train_batch_size", 8)),
+            "beta": float(recipe.grpo.trl.get("beta", 0.001))}
 
 
 # ----------------------------------------------------------------------------------------------- real model
@@ -581,7 +581,7 @@ def main() -> None:
 def load_bs(recipe_name: str) -> int:
     from r1ci_core.config import load_recipe
 
-    return int(load_recipe(recipe_name).sft.get("per_device_train_batch_size", 8))
+    return int(load_recipe(recipe_name).sft.trl.get("per_device_train_batch_size", 8))
 
 
 if __name__ == "__main__":

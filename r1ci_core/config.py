@@ -204,6 +204,54 @@ class CurriculumConfig(_Section):
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
 
 
+class _TrainingSection(BaseModel):
+    """A training section: r1ci's own keys as typed fields; every other key is a TRL config field, kept as
+    written (`trl`) and checked against the TRL dataclass by `preflight` and at train time (importing TRL here
+    would make every recipe load slow)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @property
+    def trl(self) -> dict[str, Any]:
+        """The TRL config fields the recipe sets (a copy; r1ci's own keys left out)."""
+        return dict(self.model_extra or {})
+
+    def written(self) -> dict[str, Any]:
+        """The section as the recipe wrote it (r1ci keys set explicitly, TRL fields): for cache keys and params."""
+        return self.model_dump(exclude_unset=True)
+
+
+class SftSection(_TrainingSection):
+    """`sft:` — `trl.SFTConfig` fields plus r1ci's keys below (see `r1ci_core.sft`, `r1ci_core.launch`)."""
+
+    lora: dict[str, Any] | None = Field(
+        default=None, description="peft.LoraConfig fields: LoRA instead of full fine-tuning (merged when saved)")
+    num_processes: PositiveInt = Field(default=1, description="above 1: the stage runs under `accelerate launch`")
+    accelerate_config: str = Field(
+        default="ddp", description="recipes/accelerate/<name>.yaml (ddp, fsdp, zero2, zero3) or an accelerate YAML")
+    varlen_attention: bool = Field(
+        default=True, description="with packing / padding_free and sdpa: attention per packed sequence")
+
+    @field_validator("num_processes", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return value
+
+
+class GrpoSection(_TrainingSection):
+    """`grpo:` — `trl.GRPOConfig` fields plus r1ci's keys below (see `r1ci_core.grpo`, `r1ci_core.rewards`)."""
+
+    rewards: str | list[str] | dict[str, float] | None = Field(
+        default=None, description="reward names (weight 1 each) or name -> weight; None = rewards.DEFAULT_REWARDS")
+    filter_uniform_groups: bool = Field(
+        default=False, description="mask groups whose rewards all agree from the loss (logged: filtered_groups)")
+    dynamic_sampling: DynamicSamplingConfig = Field(
+        default_factory=DynamicSamplingConfig, description="drop uniform groups, roll out fresh prompts instead")
+    tito_check: bool = Field(default=True, description="count token-in-token-out mismatches per trajectory")
+
+
 Mode = Literal["autonomous", "text_only", "code_first"]
 
 
@@ -242,7 +290,7 @@ class MlflowConfig(_Section):
 
 
 class Recipe(_Section):
-    """A whole recipe. `sft` and `grpo` hold `trl.SFTConfig` / `trl.GRPOConfig` fields, checked at train time."""
+    """A whole recipe. `sft` and `grpo` hold r1ci's training keys and `trl.SFTConfig` / `trl.GRPOConfig` fields."""
 
     name: str
     seed: int = 0
@@ -252,22 +300,22 @@ class Recipe(_Section):
     rollout: RolloutConfig = RolloutConfig()
     teacher: TeacherConfig = TeacherConfig()
     filter: FilterConfig = FilterConfig()
-    sft: dict[str, Any] = Field(default_factory=dict)
-    grpo: dict[str, Any] = Field(default_factory=dict)
+    sft: SftSection = SftSection()
+    grpo: GrpoSection = GrpoSection()
     curriculum: CurriculumConfig = CurriculumConfig()
     eval: EvalConfig = EvalConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
     def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
         """A copy with dotted-key overrides applied (`{"sft.max_steps": 2}`), validated again."""
-        data = self.model_dump()
+        full, data = self.model_dump(), self.model_dump(exclude_unset=True)  # unset defaults stay unset
         for dotted, value in overrides.items():
-            node = data
+            shape, node = full, data
             *parents, leaf = dotted.split(".")
             for key in parents:
-                if not isinstance(node.get(key), dict):
+                if not isinstance(shape.get(key), dict):
                     raise RecipeError(f"override {dotted!r}: {key!r} is not a recipe section")
-                node = node[key]
+                shape, node = shape[key], node.setdefault(key, {})
             node[leaf] = value
         return _validate(data, f"recipe {self.name!r} with overrides")
 

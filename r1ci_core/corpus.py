@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import TasksConfig
 from .io import atomic_dir
-from .tasks import Item, Task, registry
+from .tasks import Item, Task, resolve_families
 from .tasks.split import family_split, normalise_question, pool_overlaps
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ POOLS = ("sft", "grpo", "test_seen", "test_unseen")
 
 def select_families(cfg: TasksConfig) -> dict[str, Task]:
     """The recipe's families (all available ones when the list is empty)."""
-    available = registry(bbh_dir=cfg.bbh_dir, custom_tasks=cfg.custom_tasks or None)
+    available = resolve_families(cfg)
     if not cfg.families:
         return available
     unknown = [name for name in cfg.families if name not in available]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .tasks import Item
+from .tasks import Item, resolve_families
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def measure_difficulty(recipe: Any, items: Sequence[Item], model_path: str, sand
     chosen = difficulty_items(items, cfg.questions_per_family, seed=recipe.seed)
     per_family = max(1, min(cfg.questions_per_family, len(chosen)))
     samples = max(1, math.ceil(cfg.samples_per_family / per_family))
-    temperature = cfg.temperature if cfg.temperature is not None else float(recipe.grpo.get("temperature", 1.0))
+    temperature = cfg.temperature if cfg.temperature is not None else float(recipe.grpo.trl.get("temperature", 1.0))
     limits = recipe.rollout.model_copy(update={"temperature": temperature})
     own = backend is None
     if own:
@@ -220,7 +220,8 @@ def measure_difficulty(recipe: Any, items: Sequence[Item], model_path: str, sand
                               local_files_only=recipe.model.local_files_only)
     try:
         trajs = run_rollouts(backend, chosen, limits=limits, sandbox=sandbox, samples_per_item=samples,
-                             seed=recipe.seed, progress=False, families=families)
+                             seed=recipe.seed, progress=False,
+                             families=families if families is not None else resolve_families(recipe.tasks))
     finally:
         if own and callable(getattr(backend, "close", None)):
             backend.close()

@@ -318,8 +318,6 @@ def run_evaluation(
 def _start(ctx: Any, items: Sequence[Any], sandbox: Any, *, families: Mapping[str, Any] | None, force: bool,
            progress: bool, mlflow_run_id: str | None) -> _Job:
     """The questions (each once), the tracking store and the DuckDB store set up for one evaluation."""
-    from .tasks import registry
-
     unique: dict[str, Any] = {}
     for it in items:
         unique.setdefault(it.id, it)
@@ -333,7 +331,7 @@ def _start(ctx: Any, items: Sequence[Any], sandbox: Any, *, families: Mapping[st
     except store.StoreLocked as err:  # rollouts go on; their insert waits for the store
         log.warning("evaluation: %s; evaluating anyway, each run is staged and inserted when the store is free", err)
     return _Job(ctx=ctx, items=list(unique.values()), sandbox=sandbox,
-                families=families if families is not None else registry(), db=db, force=force or env_forced(),
+                families=families if families is not None else ctx.families, db=db, force=force or env_forced(),
                 progress=progress, mlflow_run_id=mlflow_run_id)
 
 

@@ -37,14 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from .chat import prompt_messages
 from .config import DynamicSamplingConfig, Recipe, RecipeError
 from .grpo_batch import StepBatch, reward_totals, uniform_groups
 from .models import load_tokenizer
-from .rewards import get_reward_funcs, reward_spec
-from .tasks import Item, registry
+from .rewards import RewardSet, recipe_rewards
+from .tasks import Item, resolve_families
 from .tito import retokenize_mismatches, trainer_mismatches
 from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
 
@@ -56,8 +54,6 @@ GRPO_DEFAULTS: dict[str, Any] = {  # over training.TRAINER_DEFAULTS
     "learning_rate": 1e-6,
     "temperature": 1.0,
 }
-# r1ci keys of the recipe's grpo section (not GRPOConfig fields)
-R1CI_KEYS = ("rewards", "filter_uniform_groups", "dynamic_sampling", "tito_check")
 
 
 def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox: Any,
@@ -72,7 +68,7 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
     from .rollout import run_rollouts
 
     by_question = {it.question: it for it in items}
-    families = families if families is not None else registry()
+    families = families if families is not None else resolve_families(recipe.tasks)
     stats: dict[str, float] = {"rollouts": 0, "infra_errors": 0, "calls": 0, "rollout_s": 0.0, "step_s": 0.0,
                                "tito_mismatches": 0}
 
@@ -311,14 +307,16 @@ def grpo_rows(items: list[Item], stages: list[Any] | None, prompts_per_step: int
 
 def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, work_dir: Path,
                sandbox: Any, stages: list[Any] | None = None,
-               baseline: dict[str, float] | None = None) -> dict[str, Any]:
+               baseline: dict[str, float] | None = None, families: dict[str, Any] | None = None,
+               rewards: RewardSet | None = None) -> dict[str, Any]:
     """GRPO from the SFT checkpoint on the GRPO question pool; save to `out_dir`, resume from `work_dir`.
 
     `stages` (from `curriculum.stage_schedule`) orders the prompts stage by stage; then `max_steps` is the
     sum of the stages' steps. `baseline` (family -> the SFT model's pass rate at the GRPO temperature, from
     `task_difficulty`) adds the per-step `correctness_gain`: correctness minus the baseline of the same
     families, a learning signal that the curriculum's changing family mix does not move; it is also where the
-    online difficulty estimate (`curriculum.online`) starts.
+    online difficulty estimate (`curriculum.online`) starts. `families` (the verifiers) and `rewards` are the
+    run's (`StageContext`); by default built from `recipe`.
     """
     import os
 
@@ -327,21 +325,22 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
     if not items:
         raise ValueError("the GRPO question pool is empty: raise tasks.n_grpo in the recipe")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    opts = GrpoOptions.from_recipe(recipe, work_dir, stages)
+    rewards = rewards or recipe_rewards(recipe)
+    opts = GrpoOptions.from_recipe(recipe, work_dir, rewards, stages)
     prompts_per_step = max(1, opts.args.per_device_train_batch_size * opts.args.gradient_accumulation_steps
                            // opts.args.num_generations)
     rows = grpo_rows(items, stages, prompts_per_step, recipe.seed)
     from .digest import checkpoint_fingerprint
 
-    fingerprint_work_dir(work_dir, {"grpo": recipe.grpo, "rollout": recipe.rollout.model_dump(),
+    fingerprint_work_dir(work_dir, {"grpo": recipe.grpo.written(), "rollout": recipe.rollout.model_dump(),
                                     "sft": checkpoint_fingerprint(sft_path), "rows": [r["item_id"] for r in rows],
                                     "seed": recipe.seed,  # the online mix changes the prompts trained on
                                     **({"online": recipe.curriculum.online.model_dump()}
                                        if recipe.curriculum.online.enabled else {})})
     tokenizer = load_tokenizer(sft_path, recipe.model.local_files_only)
-    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, tito_check=opts.tito_check)
+    rollout_func = make_rollout_func(recipe, items, tokenizer, sandbox, families, tito_check=opts.tito_check)
     # the trainer: TRL's, with r1ci's rollouts, step batch and per-step figures
-    funcs = get_reward_funcs(opts.reward_names)
+    funcs = rewards.funcs
     callbacks = [mlflow_callback()] + ([_stage_callback(stages)] if stages else [])
     trainer = make_trainer_class()(model=load_policy(recipe, sft_path), reward_funcs=funcs, args=opts.args,
                                    train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
@@ -368,7 +367,7 @@ def train_grpo(recipe: Recipe, items: list[Item], sft_path: str, out_dir: Path, 
 
 @dataclass(frozen=True)
 class GrpoOptions:
-    """The recipe's `grpo` section read once: the `GRPOConfig` and r1ci's own keys (`R1CI_KEYS`)."""
+    """The recipe's `grpo` section read once: the `GRPOConfig` and r1ci's own keys (`config.GrpoSection`)."""
 
     args: Any
     reward_names: list[str]
@@ -378,29 +377,19 @@ class GrpoOptions:
     tito_check: bool
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, work_dir: Path, stages: list[Any] | None = None) -> GrpoOptions:
+    def from_recipe(cls, recipe: Recipe, work_dir: Path, rewards: RewardSet,
+                    stages: list[Any] | None = None) -> GrpoOptions:
         from trl import GRPOConfig
 
-        section = dict(recipe.grpo)
-        names, weights = reward_spec(section.pop("rewards", None))
-        filter_uniform = bool(section.pop("filter_uniform_groups", False))
-        try:
-            dynamic = DynamicSamplingConfig.model_validate(section.pop("dynamic_sampling", None) or {})
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(["grpo.dynamic_sampling", *map(str, first["loc"])])
-            raise RecipeError(f"recipe {where}: {first['msg']} (keys: enabled: true/false, max_rounds: "
-                              "a positive number)") from None
-        tito = section.pop("tito_check", True)
-        if not isinstance(tito, bool):
-            raise RecipeError(f"recipe grpo.tito_check must be true or false, got {tito!r}")
+        section = recipe.grpo.trl
         resolve_vllm(section, recipe.rollout.backend)
         if stages:
             section["max_steps"] = sum(s.steps for s in stages)
             section["shuffle_dataset"] = False
         args = training_args(GRPOConfig, section, "grpo", work_dir, GRPO_DEFAULTS, seed=recipe.seed,
-                             max_completion_length=recipe.rollout.max_new_tokens, reward_weights=weights)
-        return cls(args, names, weights, filter_uniform, dynamic, tito)
+                             max_completion_length=recipe.rollout.max_new_tokens, reward_weights=rewards.weights)
+        return cls(args, list(rewards.names), list(rewards.weights), recipe.grpo.filter_uniform_groups,
+                   recipe.grpo.dynamic_sampling, recipe.grpo.tito_check)
 
 
 def step_batch(recipe: Recipe, items: list[Item], rows: list[dict[str, Any]], rollout_func: Any,

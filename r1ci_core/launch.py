@@ -1,8 +1,8 @@
 """How the SFT stage runs: in this process, or under `accelerate launch` on several processes.
 
 `train_sft` has the signature of `r1ci_core.sft.train_sft` (what `stages.sft_checkpoint` calls) and reads
-three launch keys from the recipe's `sft:` section (they are r1ci's, not `trl.SFTConfig` fields, and are
-removed before the section reaches TRL):
+three of r1ci's keys of the recipe's `sft:` section (typed fields of `config.SftSection`, not
+`trl.SFTConfig` fields):
 
 * ``num_processes`` (default 1): above 1, the stage runs ``accelerate launch --config_file
   recipes/accelerate/<accelerate_config>.yaml --num_processes N -m r1ci_core.launch sft <spec>`` as a
@@ -32,17 +32,16 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import RECIPES_DIR, Recipe, RecipeError
+from .lineage import active_target, resumed_run
 from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 
 ACCELERATE_DIR = RECIPES_DIR / "accelerate"
-LAUNCH_KEYS = ("num_processes", "accelerate_config", "varlen_attention")
 VARLEN = "sdpa_varlen"
 
 
@@ -94,30 +93,14 @@ def register_varlen_attention() -> str:
 
 
 # ------------------------------------------------------------------------------ recipe keys
-@dataclass(frozen=True)
-class LaunchSettings:
-    num_processes: int = 1
-    accelerate_config: str = "ddp"
-    varlen_attention: bool = True
-
-
-def split_recipe(recipe: Recipe) -> tuple[Recipe, LaunchSettings]:
-    """The recipe TRL sees (launch keys removed, sdpa_varlen chosen where it applies) and the launch keys."""
-    section = dict(recipe.sft)
-    keys = {k: section.pop(k) for k in LAUNCH_KEYS if k in section}
-    n = keys.get("num_processes", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise RecipeError(f"sft.num_processes must be a positive integer, got {n!r}")
-    settings = LaunchSettings(num_processes=n, accelerate_config=str(keys.get("accelerate_config", "ddp")),
-                              varlen_attention=bool(keys.get("varlen_attention", True)))
-    if n > 1:
-        accelerate_config_path(settings.accelerate_config)  # fail early on a bad name
-    data = recipe.model_dump()
-    data["sft"] = section
-    packed = bool(section.get("packing")) or bool(section.get("padding_free"))
-    if settings.varlen_attention and packed and recipe.model.attn_implementation in (None, "sdpa"):
-        data["model"]["attn_implementation"] = VARLEN
-    return Recipe.model_validate(data), settings
+def with_varlen(recipe: Recipe) -> Recipe:
+    """`recipe` with `model.attn_implementation: sdpa_varlen` where `sft.varlen_attention` applies (packed
+    or padding-free batches under sdpa); else `recipe` itself."""
+    trl = recipe.sft.trl
+    packed = bool(trl.get("packing")) or bool(trl.get("padding_free"))  # TRL fields, TRL's default False
+    if recipe.sft.varlen_attention and packed and recipe.model.attn_implementation in (None, "sdpa"):
+        return recipe.model_copy(update={"model": recipe.model.model_copy(update={"attn_implementation": VARLEN})})
+    return recipe
 
 
 def accelerate_config_path(name: str) -> Path:
@@ -153,11 +136,12 @@ def _free_port() -> int:
 def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, out_dir: Path,
               work_dir: Path) -> dict[str, Any]:
     """`r1ci_core.sft.train_sft`, on `sft.num_processes` processes through `accelerate launch` when above 1."""
-    plain, settings = split_recipe(recipe)
-    if settings.num_processes <= 1:
+    plain, n = with_varlen(recipe), recipe.sft.num_processes
+    if n <= 1:
         return _train_here(plain, trajectories, base_path, Path(out_dir), Path(work_dir))
+    accelerate_config_path(recipe.sft.accelerate_config)  # fail early on a bad name
     return launch_sft(plain, trajectories, base_path, Path(out_dir), Path(work_dir),
-                      num_processes=settings.num_processes, config=settings.accelerate_config)
+                      num_processes=n, config=recipe.sft.accelerate_config)
 
 
 def _train_here(recipe: Recipe, trajectories: list[Trajectory], base_path: str, out_dir: Path,
@@ -173,7 +157,7 @@ def launch_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, o
                num_processes: int, config: str = "ddp", env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run SFT under `accelerate launch` (a subprocess, waited for); returns rank 0's figures.
 
-    `recipe` must be launch-key free (see `split_recipe`). Inputs go to `work_dir/launch/`; an active MLflow
+    `recipe` is the one to train (see `with_varlen`). Inputs go to `work_dir/launch/`; an active MLflow
     run receives rank 0's per-step logs.
     """
     from .io import atomic_write_text
@@ -188,7 +172,7 @@ def launch_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, o
                       "".join(json.dumps(t.to_row()) + "\n" for t in trajectories))
     spec = {"recipe": recipe.model_dump(mode="json"), "trajectories": str(spec_dir / "trajectories.jsonl"),
             "base_path": str(base_path), "out_dir": str(Path(out_dir).resolve()),
-            "work_dir": str(Path(work_dir).resolve()), "figures": str(figures_path), "mlflow": _mlflow_target()}
+            "work_dir": str(Path(work_dir).resolve()), "figures": str(figures_path), "mlflow": active_target()}
     atomic_write_text(spec_dir / "spec.json", json.dumps(spec, indent=1))
     cmd = accelerate_command(spec_dir / "spec.json", num_processes, config, port=_free_port())
     run_env = {**os.environ, **(env or {})}
@@ -217,17 +201,6 @@ def last_frame(line: str) -> str:
     return frames[-1].rstrip() if frames else ""
 
 
-def _mlflow_target() -> dict[str, str] | None:
-    try:
-        import mlflow
-    except ImportError:
-        return None
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id}
-
-
 # ------------------------------------------------------------------------------ inside accelerate launch
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("PROCESS_INDEX", "0")))
@@ -245,19 +218,8 @@ def run_spec(spec_path: Path) -> dict[str, Any] | None:
     work_dir = Path(spec["work_dir"])
     # save_final runs on every rank (FSDP/ZeRO-3 gather the weights collectively); only rank 0's is the artifact
     out_dir = Path(spec["out_dir"]) if rank == 0 else work_dir / "launch" / f"rank{rank}-discard"
-    mlflow_run = None
-    if rank == 0 and spec.get("mlflow"):
-        import mlflow
-
-        mlflow.set_tracking_uri(spec["mlflow"]["tracking_uri"])
-        mlflow_run = mlflow.start_run(run_id=spec["mlflow"]["run_id"])
-    try:
+    with resumed_run(spec.get("mlflow") if rank == 0 else None):  # rank 0 logs into the stage's run
         figures = _train_here(recipe, trajectories, spec["base_path"], out_dir, work_dir)
-    finally:
-        if mlflow_run is not None:
-            import mlflow
-
-            mlflow.end_run()  # the stage's own process ends the run with its final status
     if rank == 0:
         figures = {**figures, "num_processes": int(os.environ.get("WORLD_SIZE", "1"))}
         atomic_write_text(Path(spec["figures"]), json.dumps(figures))

@@ -238,3 +238,63 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)[:500]
     return out
+
+
+# ------------------------------------------------------------------------------ the active run
+# The stages record their figures through these, so every MLflow call of r1ci_core's stages is in this module.
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metric(key, value, step=step)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    import mlflow
+
+    mlflow.log_params(params)
+
+
+def log_dict(data: Any, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(data, artifact_file)
+
+
+def set_tag(key: str, value: str) -> None:
+    import mlflow
+
+    mlflow.set_tag(key, value)
+
+
+def active_target() -> dict[str, str] | None:
+    """The active run's tracking URI and id (for a subprocess to log into it), None when no run is active."""
+    try:
+        import mlflow
+    except ImportError:
+        return None
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id}
+
+
+@contextlib.contextmanager
+def resumed_run(target: dict[str, str] | None) -> Iterator[None]:
+    """Log into the run `active_target` named (another process's) while inside; left open for its owner."""
+    if not target:
+        yield
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(target["tracking_uri"])
+    mlflow.start_run(run_id=target["run_id"])
+    try:
+        yield
+    finally:
+        mlflow.end_run()  # the owning process ends the run with its final status

@@ -148,36 +148,30 @@ def check_tracking(recipe: Recipe) -> None:
 
 
 def check_training_sections(recipe: Recipe) -> None:
-    """Keys of `sft` / `grpo`: `trl.SFTConfig` / `trl.GRPOConfig` fields or r1ci's own keys; GRPO reward names.
+    """Keys of `sft` / `grpo`: r1ci's own (typed fields of `config.SftSection` / `GrpoSection`, checked when the
+    recipe loads) or `trl.SFTConfig` / `trl.GRPOConfig` fields; GRPO reward names.
 
     (Values are judged by TRL when training starts; building the configs here could refuse what the
     stages, with their own defaults, accept.)
     """
-    if not recipe.sft and not recipe.grpo:
+    from .rewards import recipe_rewards
+
+    try:
+        recipe_rewards(recipe)
+    except ValueError as err:
+        raise RecipeError(f"recipe grpo.rewards: {err}") from None
+    if not recipe.sft.trl and not recipe.grpo.trl:
         return
     try:
         from trl import GRPOConfig, SFTConfig
-
-        from . import grpo as grpo_stage
-        from . import rewards as rewards_mod
-        from . import sft as sft_stage
     except ImportError:  # the training stages will say what is missing
         return
-    for name, cls, section, own in (
-            ("sft", SFTConfig, recipe.sft, getattr(sft_stage, "R1CI_KEYS", ("lora",))),
-            ("grpo", GRPOConfig, recipe.grpo, getattr(grpo_stage, "R1CI_KEYS", ("rewards",)))):
+    for name, cls, section in (("sft", SFTConfig, recipe.sft), ("grpo", GRPOConfig, recipe.grpo)):
+        own = sorted(type(section).model_fields)
         known = {f.name for f in dataclasses.fields(cls)} | set(own)
-        for key in section:
+        for key in section.trl:
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise RecipeError(f"recipe {name}: unknown key {key!r} ({hint}the keys of this section are "
                                   f"trl.{cls.__name__} fields and {', '.join(own)})")
-    spec = recipe.grpo.get("rewards")
-    if spec is None:
-        return
-    try:
-        names = rewards_mod.reward_spec(spec)[0] if hasattr(rewards_mod, "reward_spec") else list(spec)
-        rewards_mod.get_reward_funcs(names)
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"recipe grpo.rewards: {err}") from None

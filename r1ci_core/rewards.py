@@ -7,13 +7,18 @@ rollout function masks its tokens from the loss) instead of a wrong-answer zero.
 
 The recipe names the rewards and their weights in `grpo.rewards`: a list of names (weight 1 each) or a
 mapping name -> weight. TRL logs each one separately (``rewards/<name>/mean``) and their weighted sum
-(``reward``).
+(``reward``). `recipe_rewards(recipe)` builds them once per run; a reward with a limit takes it from the
+recipe (`turn_penalty`: `rollout.max_turns`, the engine's own cap).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Recipe, RolloutConfig
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -30,12 +35,12 @@ def answer_format(completions: list[Any], parseable: list[bool | None], infra_er
     return [None if bad else (0.1 if ok else -0.1) for ok, bad in zip(parseable, infra_error, strict=True)]
 
 
-def get_turn_penalty_reward(max_turns: int = 6, penalty: float = 0.1) -> RewardFunc:
-    """-`penalty` for a trajectory with more than `max_turns` assistant turns."""
+def get_turn_penalty_reward(max_turns: int, penalty: float = 0.1) -> RewardFunc:
+    """-`penalty` for a trajectory that used all `max_turns` assistant turns (the engine's cap: it stops there)."""
 
     def turn_penalty(completions: list[Any], n_turns: list[int], infra_error: list[bool],
                      **kwargs: Any) -> list[float | None]:
-        return [None if bad else (-penalty if n > max_turns else 0.0) for n, bad in zip(n_turns, infra_error, strict=True)]
+        return [None if bad else (-penalty if n >= max_turns else 0.0) for n, bad in zip(n_turns, infra_error, strict=True)]
 
     return turn_penalty
 
@@ -44,12 +49,28 @@ def get_turn_penalty_reward(max_turns: int = 6, penalty: float = 0.1) -> RewardF
 correctness_reward = correctness
 format_reward = answer_format
 
-REWARDS: dict[str, RewardFunc] = {
-    "correctness": correctness,
-    "format": answer_format,
-    "turn_penalty": get_turn_penalty_reward(),
+# name -> the reward built for the recipe's rollout limits
+REWARDS: dict[str, Callable[[RolloutConfig], RewardFunc]] = {
+    "correctness": lambda limits: correctness,
+    "format": lambda limits: answer_format,
+    "turn_penalty": lambda limits: get_turn_penalty_reward(limits.max_turns),
 }
 DEFAULT_REWARDS = ("correctness", "format", "turn_penalty")
+
+
+@dataclass(frozen=True)
+class RewardSet:
+    """A run's GRPO rewards: names, functions (named as the recipe names them) and weights."""
+
+    names: list[str]
+    funcs: list[RewardFunc]
+    weights: list[float]
+
+
+def recipe_rewards(recipe: Recipe) -> RewardSet:
+    """The rewards of `recipe.grpo.rewards` with `recipe.rollout`'s limits; unknown names are a ValueError."""
+    names, weights = reward_spec(recipe.grpo.rewards)
+    return RewardSet(names, get_reward_funcs(names, recipe.rollout), weights)
 
 
 def _named(name: str, func: RewardFunc) -> RewardFunc:
@@ -78,12 +99,13 @@ def reward_spec(spec: Sequence[str] | Mapping[str, float] | None) -> tuple[list[
     return names, weights
 
 
-def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
-    """The reward functions called `names`; an unknown name is a ValueError listing the valid ones."""
+def get_reward_funcs(names: Sequence[str], limits: RolloutConfig) -> list[RewardFunc]:
+    """The reward functions called `names` for the rollout `limits`; an unknown name is a ValueError listing the
+    valid ones."""
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
         raise ValueError(f"unknown rewards {unknown}; choose from {sorted(REWARDS)}")
-    return [_named(n, REWARDS[n]) for n in names]
+    return [_named(n, REWARDS[n](limits)) for n in names]
 
 
 def total_rewards(funcs: Sequence[RewardFunc], weights: Sequence[float], **kwargs: Any) -> list[float | None]:

@@ -3,7 +3,7 @@
 Rows are pre-tokenised by `chat.tokenize_conversation` (any chat template): `input_ids` plus
 `assistant_masks`, 1 only on tokens the assistant wrote; TRL turns the mask into `labels` (-100 elsewhere),
 so system, user and interpreter turns and the template's role headers carry no loss. The recipe's `sft`
-section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus `lora` (peft.LoraConfig fields).
+section holds `trl.SFTConfig` fields (`packing`, `padding_free`, ...) plus r1ci's `config.SftSection` keys.
 """
 
 from __future__ import annotations
@@ -41,14 +41,13 @@ def train_sft(recipe: Recipe, trajectories: list[Trajectory], base_path: str, ou
 
     if not trajectories:
         raise ValueError("the SFT dataset is empty: the filter kept no trajectory (check teacher scores and filter limits)")
-    section = dict(recipe.sft)
-    lora = section.pop("lora", None)
-    args = training_args(SFTConfig, section, "sft", work_dir, SFT_DEFAULTS, seed=recipe.seed)
+    lora = recipe.sft.lora
+    args = training_args(SFTConfig, recipe.sft.trl, "sft", work_dir, SFT_DEFAULTS, seed=recipe.seed)
     tokenizer = load_tokenizer(base_path, recipe.model.local_files_only)
     rows = sft_rows(trajectories, tokenizer)
     from .digest import checkpoint_fingerprint
 
-    fingerprint_work_dir(work_dir, {"sft": recipe.sft, "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
+    fingerprint_work_dir(work_dir, {"sft": recipe.sft.written(), "seed": recipe.seed, "base": checkpoint_fingerprint(base_path),
                                     "data": _rows_digest(rows)})
     dataset = Dataset.from_list(rows)
     peft_config = _peft_config(lora)

@@ -12,17 +12,22 @@ resumable state (teacher shards, trainer checkpoints, stored evaluations) is sti
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import lineage
 from .config import Recipe, data_dir
 from .digest import content_digest, items_digest, json_digest
 from .versions import registered_name
+
+if TYPE_CHECKING:
+    from .rewards import RewardSet
+    from .tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,21 @@ class StageContext:
     root: Path = field(default_factory=data_dir)
     dagster_run_id: str = ""
     force: frozenset[str] = field(default_factory=_forced_from_env)
+
+    @functools.cached_property
+    def families(self) -> dict[str, Task]:
+        """Every available task family for the recipe's `tasks` section (its BBH folder and custom files):
+        the verifiers of the run's teacher, GRPO rewards, curriculum and evaluation."""
+        from .tasks import resolve_families
+
+        return resolve_families(self.recipe.tasks)
+
+    @functools.cached_property
+    def rewards(self) -> RewardSet:
+        """The run's GRPO rewards (`grpo.rewards`, with the recipe's rollout limits)."""
+        from .rewards import recipe_rewards
+
+        return recipe_rewards(self.recipe)
 
     def artifact(self, name: str) -> Path:
         return self.root / self.recipe.name / name
@@ -120,16 +140,14 @@ def task_corpus(ctx: StageContext) -> StageResult:
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "task_corpus", dagster_run_id=ctx.dagster_run_id,
                            params={"tasks": cfg.model_dump(), "recipe": ctx.recipe.name}) as run:
-        import mlflow
-
         path = save_corpus(items, ctx.artifact("task_corpus"))
         counts = corpus_counts(items)
         pools: dict[str, int] = {}
         for per_pool in counts.values():
             for pool, n in per_pool.items():
                 pools[pool] = pools.get(pool, 0) + n
-        mlflow.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
-        mlflow.log_dict(counts, "counts.json")
+        lineage.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
+        lineage.log_dict(counts, "counts.json")
         return _record(StageResult(str(path), run.info.run_id,
                                    {"n_items": len(items), "n_families": len(counts), "pools": pools,
                                     "counts": counts, "overlaps": len(pool_overlaps(items))}), key)
@@ -139,8 +157,6 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
     from .chat import SYSTEM_PROMPT, system_prompt
     from .corpus import load_corpus
     from .models import build_tiny_model, find_gguf, import_gguf, is_gguf_ref, load_tokenizer
-    from .tasks import registry
-
     mcfg = ctx.recipe.model
     if mcfg.name_or_path == "tiny":  # built from the corpus' text
         made_from = {"corpus": content_digest(corpus.path)}
@@ -153,11 +169,9 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "base_model", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id}, params={"model": mcfg.model_dump()}) as run:
-        import mlflow
-
         if mcfg.name_or_path == "tiny":
             items = load_corpus(Path(corpus.path))
-            families = registry()
+            families = ctx.families
             texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
             for item in items:
                 texts.append(item.question)
@@ -170,8 +184,8 @@ def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
         else:
             path, source = mcfg.name_or_path, "external"
         tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
-        mlflow.log_params({"base_model.path": str(path), "base_model.source": source})
-        mlflow.log_metric("vocab_size", len(tokenizer))
+        lineage.log_params({"base_model.path": str(path), "base_model.source": source})
+        lineage.log_metric("vocab_size", len(tokenizer))
         return _record(StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)}),
                        key)
 
@@ -185,7 +199,6 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     from .corpus import load_corpus
     from .io import atomic_dir
     from .shards import run_sharded
-    from .tasks import registry
     from .teachers import make_teacher
 
     tcfg = ctx.recipe.teacher
@@ -197,14 +210,12 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     key = _stage_key(ctx, "teacher_trajectories", items=items_digest(items), **made_from)
     if backend is None and (cached := _reuse(ctx, "teacher_trajectories", key)):
         return cached
-    families = registry(bbh_dir=ctx.recipe.tasks.bbh_dir, custom_tasks=ctx.recipe.tasks.custom_tasks or None)
-    teacher = make_teacher(tcfg, families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
+    teacher = make_teacher(tcfg, ctx.families, sandbox, rollout=ctx.recipe.rollout, backend=backend)
     provenance = teacher.provenance()
     with lineage.asset_run(ctx.recipe.mlflow, "teacher_trajectories", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump(),
                                    "provenance": provenance}) as run:
-        import mlflow
         from datasets import Dataset, load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
@@ -231,10 +242,10 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
         n_correct = sum(1 for s in ds["score"] if s == 1.0)
         n_infra = sum(ds["infra_error"])
         stats = {k: v for k, v in sorted(sharded.stats.items())}
-        mlflow.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
-                            "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
-                            **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
-        mlflow.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
+        lineage.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
+                             "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
+                             **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
+        lineage.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
         result = StageResult(str(out), run.info.run_id,
                              {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
                               "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
@@ -263,7 +274,6 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"filter": fcfg.model_dump()}) as run:
-        import mlflow
         from datasets import Dataset, concatenate_datasets, load_from_disk
 
         source = load_from_disk(teacher.path)
@@ -292,9 +302,9 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         per_family: dict[str, int] = {}
         for t in kept:
             per_family[t.family] = per_family.get(t.family, 0) + 1
-        mlflow.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
-                            "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
-        mlflow.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
+        lineage.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
+                             "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
+        lineage.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
         lineage.log_dataset(ds, out, "sft_dataset", context="output")
         return _record(StageResult(str(out), run.info.run_id,
                                    {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
@@ -307,15 +317,14 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
     from .training import log_curves
     from .trajectory import Trajectory
 
-    key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft, seed=ctx.recipe.seed,
+    key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft.written(), seed=ctx.recipe.seed,
                      model=ctx.recipe.model.model_dump(), dataset=content_digest(dataset.path),
                      base=content_digest(base.path))
     if cached := _reuse(ctx, "sft_checkpoint", key):
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_dataset": dataset.mlflow_run_id, "base_model": base.mlflow_run_id},
-                           params={"sft": ctx.recipe.sft, "base_model": base.path}) as run:
-        import mlflow
+                           params={"sft": ctx.recipe.sft.written(), "base_model": base.path}) as run:
         from datasets import load_from_disk
 
         ds = load_from_disk(dataset.path)
@@ -323,7 +332,7 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
         out = ctx.artifact("sft_checkpoint")
         figures = train_sft(ctx.recipe, [Trajectory.from_row(r) for r in ds], base.path, out,
                             ctx.artifact("sft_checkpoint.work"))
-        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+        lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "sft"))
         return _record(StageResult(str(out), run.info.run_id, {**figures, "model_version": version}), key)
@@ -341,7 +350,7 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     cfg = ctx.recipe.curriculum
     items = load_corpus(Path(corpus.path), "grpo")
     key = _stage_key(ctx, "task_difficulty", curriculum=cfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(),
-                     temperature=ctx.recipe.grpo.get("temperature"), grpo_steps=ctx.recipe.grpo.get("max_steps"),
+                     temperature=ctx.recipe.grpo.trl.get("temperature"), grpo_steps=ctx.recipe.grpo.trl.get("max_steps"),
                      seed=ctx.recipe.seed, sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
                      items=items_digest(items))
     if cached := _reuse(ctx, "task_difficulty", key):
@@ -349,28 +358,27 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     with lineage.asset_run(ctx.recipe.mlflow, "task_difficulty", dagster_run_id=ctx.dagster_run_id,
                            upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
                            params={"curriculum": cfg.model_dump()}) as run:
-        import mlflow
-
         out = ctx.artifact("task_difficulty.json")
         fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
-                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.get("temperature"), ctx.recipe.seed)
+                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.trl.get("temperature"), ctx.recipe.seed)
         cached = json.loads(out.read_text()) if out.is_file() else None
         if not cfg.enabled:
             data = {"enabled": False, "fingerprint": fp, "families": {}}
         elif cached and cached.get("fingerprint") == fp:
             data = cached
-            mlflow.set_tag("r1ci.cached", "true")
+            lineage.set_tag("r1ci.cached", "true")
         else:
-            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox)}
+            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox,
+                                                                        families=ctx.families)}
         atomic_write_text(out, json.dumps(data, indent=1, sort_keys=True))
-        mlflow.log_dict(data, "task_difficulty.json")
+        lineage.log_dict(data, "task_difficulty.json")
         meta: dict[str, Any] = {"enabled": data["enabled"], "cached": data is cached}
         if data["families"]:
             fams = data["families"]
-            mlflow.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
-                                **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
+            lineage.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
+                                 **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
             stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
-                                    int(ctx.recipe.grpo.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
+                                    int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
                                     cfg.stage_steps, cumulative=cfg.cumulative)
             meta.update({"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
                          "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
@@ -389,7 +397,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
     if difficulty is not None:
         upstream["task_difficulty"] = difficulty.mlflow_run_id
-    key = _stage_key(ctx, "grpo_checkpoint", grpo=ctx.recipe.grpo, rollout=ctx.recipe.rollout.model_dump(),
+    key = _stage_key(ctx, "grpo_checkpoint", grpo=ctx.recipe.grpo.written(), rollout=ctx.recipe.rollout.model_dump(),
                      curriculum=ccfg.model_dump(), seed=ctx.recipe.seed, model=ctx.recipe.model.model_dump(),
                      sandbox=_sandbox_limits(ctx), sft=content_digest(sft.path),
                      items=items_digest(load_corpus(Path(corpus.path), "grpo")),
@@ -398,9 +406,8 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "grpo_checkpoint", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream,
-                           params={"grpo": ctx.recipe.grpo, "rollout": ctx.recipe.rollout.model_dump(),
+                           params={"grpo": ctx.recipe.grpo.written(), "rollout": ctx.recipe.rollout.model_dump(),
                                    "curriculum": ccfg.model_dump()}) as run:
-        import mlflow
         from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
@@ -410,16 +417,17 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                 raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
             measured = load_difficulty(difficulty.path)
             baseline = {f: d.pass_rate for f, d in measured.items()}
-            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.get("max_steps", 0) or 0),
+            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
                                     ccfg.stage_steps, cumulative=ccfg.cumulative)
-            mlflow.log_dict({"stages": schedule_dict(stages),
-                             "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
-            mlflow.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
-                               for s in stages})
+            lineage.log_dict({"stages": schedule_dict(stages),
+                              "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
+            lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
+                                for s in stages})
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
-                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline)
-        mlflow.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
+                             ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline,
+                             families=ctx.families, rewards=ctx.rewards)
+        lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
                     "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"]),
@@ -430,11 +438,12 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
             from .curriculum import measure_difficulty
 
-            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox)
+            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox,
+                                       families=ctx.families)
             rates = {f: d["pass_rate"] for f, d in after["families"].items()}
-            mlflow.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
-                                "train_pass_rate_before": sum(baseline.values()) / len(baseline),
-                                "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
+            lineage.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
+                                 "train_pass_rate_before": sum(baseline.values()) / len(baseline),
+                                 "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "grpo"))
         meta = {**figures, "model_version": version}
@@ -477,6 +486,7 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
     with lineage.asset_run(ctx.recipe.mlflow, "eval_report", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"eval": ecfg.model_dump()}) as run:
         report = run_evaluation(ctx, items, evaluated, sandbox, mlflow_run_id=run.info.run_id, force=force,
+                                families=ctx.families,
                                 reward_curve=grpo_reward_curve(checkpoints["grpo"].mlflow_run_id)
                                 if "grpo" in checkpoints else None)
         return _record(StageResult(str(report["report_path"]), run.info.run_id, report), key, artifact=report_dir)
@@ -524,21 +534,20 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"version": version or "(candidates)", "questions": questions,
                                    "fresh_seed": fresh_seed, "eval": ecfg.model_dump()}) as run:
-        import mlflow
-
         if version:
             targets = [versions.resolve(_version_uri(version, ctx.recipe.name))]
         else:
             targets = _unevaluated_candidates(names, items_fp)
         suffix = "" if questions == "held_out" else f"@fresh-{fresh_seed}"
         keys = {t.key: f"{t.key}{suffix}" for t in targets}
-        mlflow.set_tag("r1ci.model_versions", ",".join(keys))
+        lineage.set_tag("r1ci.model_versions", ",".join(keys))
         others = latest_version_runs(store.db_path(ctx.root), names, [it.id for it in items], ecfg.modes,
                                      exclude=list(keys)) if questions == "held_out" else []
         if not targets and not others:
             raise ValueError(f"no registered version of {' / '.join(names)} to evaluate: materialise "
                              "sft_checkpoint (or grpo_checkpoint) first")
         result = run_evaluation(ctx, items, {label: f"models:/{key}" for key, label in keys.items()}, sandbox,
+                                families=ctx.families,
                                 mlflow_run_id=run.info.run_id, force=force, recipe_entries=False,
                                 out_dir=ctx.artifact("model_version_eval"), reward_curve=[],
                                 extra_report_run_ids=others, version_labels=True,

@@ -111,6 +111,12 @@ def registry(
     return {n: t for n, t in sorted(families.items()) if include_unavailable or getattr(t, "available", True)}
 
 
+def resolve_families(cfg: Any) -> dict[str, Task]:
+    """Every available family for a recipe's `tasks` section (`config.TasksConfig`): its `bbh_dir` and
+    `custom_tasks` (plus the environment's, as `registry` reads them). The one lookup every stage uses."""
+    return registry(bbh_dir=cfg.bbh_dir, custom_tasks=cfg.custom_tasks or None)
+
+
 def unavailable_families(
     *,
     bbh_dir: str | os.PathLike[str] | None = None,
@@ -134,4 +140,4 @@ def clear_registry_cache() -> None:
 
 
 __all__ = ["SOURCES", "Item", "Task", "Verdict", "clear_registry_cache", "extract_answer", "item_id", "load_bbh",
-           "load_symbench", "registry", "skipped_datasets", "unavailable_families"]
+           "load_symbench", "registry", "resolve_families", "skipped_datasets", "unavailable_families"]

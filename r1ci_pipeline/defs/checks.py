@@ -46,3 +46,24 @@ def check_eval_report_infra_rate(eval_report, recipe: RecipeResource) -> dg.Asse
 
     threshold = recipe.load().eval.max_infra_error_rate
     return _eval_check(check_infra_rate(eval_report.metadata["db_path"], eval_report.metadata["run_ids"], threshold))
+
+
+def grpo_below_sft(accuracy: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """{mode: (sft, grpo)} for each mode in which both were evaluated and GRPO's accuracy is below SFT's."""
+    sft, grpo = accuracy.get("sft") or {}, accuracy.get("grpo") or {}
+    return {m: (sft[m], grpo[m]) for m in sorted(set(sft) & set(grpo)) if grpo[m] < sft[m]}
+
+
+@dg.asset_check(asset=eval_report, description="GRPO's held-out accuracy is not below SFT's (a warning).")
+def check_eval_report_grpo_not_below_sft(eval_report) -> dg.AssetCheckResult:
+    accuracy = eval_report.metadata.get("accuracy") or {}
+    below = grpo_below_sft(accuracy)
+    compared = sorted(set(accuracy.get("sft") or {}) & set(accuracy.get("grpo") or {}))
+    if below:
+        text = "; ".join(f"{m}: GRPO {g:.1%} < SFT {s:.1%}" for m, (s, g) in below.items())
+    else:
+        text = f"GRPO >= SFT in {compared}" if compared else "SFT and GRPO were not both evaluated"
+    return dg.AssetCheckResult(passed=not below, severity=dg.AssetCheckSeverity.WARN, description=text,
+                               metadata={"below": dg.MetadataValue.json({m: {"sft": s, "grpo": g}
+                                                                         for m, (s, g) in below.items()}),
+                                         "modes_compared": dg.MetadataValue.json(compared)})

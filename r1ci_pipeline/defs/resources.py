@@ -2,25 +2,27 @@
 
 
 import json
+import os
 from typing import Any
 
 import dagster as dg
-
-from r1ci_core.config import DEFAULT_RECIPE
+from pydantic import Field
 
 
 class RecipeResource(dg.ConfigurableResource):
-    """Which recipe the pipeline runs (`R1CI_RECIPE`, default `smollm2-135m`) plus JSON overrides
-    (`R1CI_OVERRIDES`)."""
+    """Which recipe the pipeline runs, its JSON overrides and the artifact root. Empty fields are read from
+    the environment when the resource is used (not when the code location is imported): `R1CI_RECIPE`
+    (default `smollm2-135m`), `R1CI_OVERRIDES`, `R1CI_DATA_DIR` (default `./data`)."""
 
-    recipe: str = DEFAULT_RECIPE
-    overrides_json: str = "{}"
-    data_dir: str = ""
+    recipe: str = Field(default="", description="recipe name or YAML path; empty: $R1CI_RECIPE or the default")
+    overrides_json: str = Field(default="", description='e.g. {"grpo.max_steps": 2}; empty: $R1CI_OVERRIDES')
+    data_dir: str = Field(default="", description="artifact root; empty: $R1CI_DATA_DIR or ./data")
 
     def load(self) -> Any:
         from r1ci_core.config import load_recipe
 
-        return load_recipe(self.recipe, json.loads(self.overrides_json or "{}"))
+        overrides = self.overrides_json or os.environ.get("R1CI_OVERRIDES") or "{}"
+        return load_recipe(self.recipe or None, json.loads(overrides))
 
     def context(self, run_id: str) -> Any:
         from pathlib import Path

@@ -45,6 +45,8 @@ RECIPE_CASES = [
      ["teacher.model", "does not exist"]),
     ("unknown_trl_key", {"sft": {"max_stepz": 3}}, ["unknown key 'max_stepz'", "did you mean 'max_steps'",
                                                     "SFTConfig"]),
+    ("misspelt_r1ci_key", {"sft": {"num_procesess": 2}}, ["unknown key 'num_procesess'",
+                                                          "did you mean 'num_processes'"]),
 ]
 
 

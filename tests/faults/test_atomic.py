@@ -100,9 +100,9 @@ def test_dagster_outputs_are_pickled_atomically(tmp_path: Path) -> None:
     import dagster as dg
     from upath import UPath
 
-    from r1ci_pipeline.defs.io_manager import AtomicPickledObjectFilesystemIOManager
+    from r1ci_pipeline.defs.io_manager import AtomicPickleIOManager
 
-    manager = AtomicPickledObjectFilesystemIOManager(base_dir=str(tmp_path))
+    manager = AtomicPickleIOManager(base_dir=str(tmp_path))
     path = UPath(tmp_path / "task_corpus")
     context = dg.build_output_context(asset_key=dg.AssetKey("task_corpus"))
     manager.dump_to_path(context, {"path": "/data/v1"}, path)

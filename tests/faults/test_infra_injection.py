@@ -150,7 +150,7 @@ def test_grpo_rewards_are_over_the_non_failed_rollouts(setup, tmp_path, monkeypa
     import r1ci_core.rollout as rollout_pkg
     from r1ci_core.grpo import train_grpo
     from r1ci_core.models import load_tokenizer
-    from r1ci_core.rewards import DEFAULT_REWARDS, REWARDS
+    from r1ci_core.rewards import recipe_rewards
     from r1ci_core.sandbox import Sandbox
 
     items, tiny = setup
@@ -174,6 +174,7 @@ def test_grpo_rewards_are_over_the_non_failed_rollouts(setup, tmp_path, monkeypa
         figures = train_grpo(recipe, items, str(tiny), tmp_path / "out", tmp_path / "work", sb)
 
     flat = [t for trajs in calls for t in trajs]
+    rewards = recipe_rewards(recipe)
     n_failed = sum(t.infra_error for t in flat)
     assert 1 <= n_failed <= 3 and len(flat) == steps * batch
     assert figures["n_infra_errors"] == n_failed and figures["n_rollouts"] == len(flat)
@@ -181,13 +182,13 @@ def test_grpo_rewards_are_over_the_non_failed_rollouts(setup, tmp_path, monkeypa
     def reward(t) -> float:
         kw = {"completions": [None], "score": [t.score], "parseable": [t.parseable], "infra_error": [False],
               "n_turns": [t.n_turns]}
-        return sum(REWARDS[name](**kw)[0] for name in DEFAULT_REWARDS)
+        return sum(f(**kw)[0] * w for f, w in zip(rewards.funcs, rewards.weights, strict=True))
 
     for t in flat:  # every reward function leaves a failed rollout unscored (TRL: no advantage)
         if t.infra_error:
             kw = {"completions": [None], "score": [t.score], "parseable": [t.parseable], "infra_error": [True],
                   "n_turns": [t.n_turns]}
-            assert all(REWARDS[name](**kw) == [None] for name in DEFAULT_REWARDS)
+            assert all(f(**kw) == [None] for f in rewards.funcs)
     expected = [sum(reward(t) for t in trajs if not t.infra_error) / sum(not t.infra_error for t in trajs)
                 for trajs in calls]
     assert figures["reward_curve"] == pytest.approx(expected, abs=1e-5)

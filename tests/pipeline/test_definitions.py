@@ -40,3 +40,70 @@ def test_definitions_list_assets_schedule_sensor_checks() -> None:
     check_keys = {k.name for k in graph.asset_check_keys}
     assert {"check_task_corpus_pools_disjoint", "check_eval_report_no_nan",
             "check_eval_report_all_families", "check_eval_report_infra_rate"} <= check_keys
+
+
+def test_grpo_below_sft_is_a_warning_check() -> None:
+    import dagster as dg
+
+    from r1ci_core.stages import StageResult
+    from r1ci_pipeline import defs
+    from r1ci_pipeline.defs.checks import check_eval_report_grpo_not_below_sft as check
+
+    spec = next(s for s in check.check_specs if s.name == "check_eval_report_grpo_not_below_sft")
+    assert spec.asset_key == dg.AssetKey("eval_report")
+    assert "check_eval_report_grpo_not_below_sft" in {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+
+    def report(accuracy: dict) -> StageResult:
+        return StageResult("/nowhere/report.md", "run", {"accuracy": accuracy})
+
+    below = check(report({"sft": {"autonomous": 0.44, "text_only": 0.1}, "grpo": {"autonomous": 0.43,
+                                                                                 "text_only": 0.2}}))
+    assert not below.passed and below.severity == dg.AssetCheckSeverity.WARN
+    assert "autonomous: GRPO 43.0% < SFT 44.0%" in below.description and "text_only" not in below.description
+    above = check(report({"base": {"autonomous": 0.0}, "sft": {"autonomous": 0.4}, "grpo": {"autonomous": 0.5}}))
+    assert above.passed and "autonomous" in above.description
+    assert check(report({"sft": {"autonomous": 0.4}})).passed  # nothing to compare: no warning
+
+
+def test_the_code_location_reads_no_environment_at_import(tmp_path) -> None:
+    """R1CI_RECIPE / R1CI_DATA_DIR are read when a run uses the resources, not when Dagster imports the code."""
+    import os
+
+    code = ("import os, r1ci_pipeline as p; os.environ['R1CI_RECIPE'] = 'tiny'; "
+            "os.environ['R1CI_DATA_DIR'] = os.environ['LATER']; "
+            "r = p.defs.resolve_all_job_defs() and p.definitions.recipe; "
+            "print(r.load().name, r.context('x').root)")
+    env = {**os.environ, "R1CI_RECIPE": "no-such-recipe", "R1CI_DATA_DIR": str(tmp_path / "at_import"),
+           "LATER": str(tmp_path / "later")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["tiny", str(tmp_path / "later")]
+    source = "\n".join(p.read_text() for p in __import__("pathlib").Path("r1ci_pipeline").rglob("*.py"))
+    assert "dagster._" not in source  # public Dagster APIs only
+
+
+def test_materialize_in_process_on_the_tiny_recipe(tmp_path, monkeypatch) -> None:
+    """`dg.materialize` of the corpus and base model with the pipeline's own resources and IO manager."""
+    import pickle
+
+    import dagster as dg
+
+    from r1ci_pipeline import defs
+    from r1ci_pipeline.defs.checks import check_task_corpus_pools_disjoint
+
+    monkeypatch.setenv("R1CI_RECIPE", "tiny")
+    monkeypatch.setenv("R1CI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("R1CI_OVERRIDES", raising=False)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.key.path[-1] in
+              ("task_corpus", "base_model")]
+    result = dg.materialize([*assets, check_task_corpus_pools_disjoint], resources=defs.resources,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    corpus = result.output_for_node("task_corpus")
+    assert corpus.metadata["n_families"] == 6 and (tmp_path / "data" / "tiny" / "task_corpus").is_dir()
+    assert result.output_for_node("base_model").metadata["source"] == "tiny"
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and check.check_name == "check_task_corpus_pools_disjoint"
+    stored = tmp_path / "data" / "dagster_storage" / "task_corpus"  # the IO manager's atomic pickle
+    assert pickle.loads(stored.read_bytes()).path == corpus.path

@@ -9,7 +9,7 @@ import torch
 
 from r1ci_core.chat import EXEC_PREFIX
 from r1ci_core.config import RecipeError
-from r1ci_core.launch import VARLEN, LaunchSettings, register_varlen_attention, split_recipe
+from r1ci_core.launch import VARLEN, accelerate_config_path, register_varlen_attention, with_varlen
 from r1ci_core.sft import sft_rows
 
 
@@ -151,22 +151,21 @@ def test_varlen_generates_like_sdpa(base_model, tokenizer, trajectories) -> None
     assert torch.equal(outs[0], outs[1])
 
 
-def test_split_recipe_removes_launch_keys_and_picks_varlen(recipe) -> None:
-    plain, settings = split_recipe(recipe)
-    assert settings == LaunchSettings() and plain.model.attn_implementation is None and plain.sft == recipe.sft
+def test_launch_keys_are_typed_fields_and_varlen_is_picked(recipe) -> None:
+    assert with_varlen(recipe) is recipe and recipe.model.attn_implementation is None
+    assert (recipe.sft.num_processes, recipe.sft.accelerate_config, recipe.sft.varlen_attention) == (1, "ddp", True)
 
     packed = recipe.with_overrides({"sft.packing": True, "sft.num_processes": 2, "sft.accelerate_config": "ddp"})
-    plain, settings = split_recipe(packed)
-    assert settings == LaunchSettings(num_processes=2, accelerate_config="ddp", varlen_attention=True)
-    assert "num_processes" not in plain.sft and "accelerate_config" not in plain.sft and plain.sft["packing"]
-    assert plain.model.attn_implementation == VARLEN
+    assert (packed.sft.num_processes, packed.sft.accelerate_config) == (2, "ddp")
+    assert "num_processes" not in packed.sft.trl and "accelerate_config" not in packed.sft.trl and packed.sft.trl["packing"]
+    assert with_varlen(packed).model.attn_implementation == VARLEN
 
     off = packed.with_overrides({"sft.varlen_attention": False})
-    assert split_recipe(off)[0].model.attn_implementation is None
+    assert with_varlen(off).model.attn_implementation is None
     flash = packed.with_overrides({"model.attn_implementation": "flash_attention_2"})
-    assert split_recipe(flash)[0].model.attn_implementation == "flash_attention_2"
+    assert with_varlen(flash).model.attn_implementation == "flash_attention_2"
 
     with pytest.raises(RecipeError, match="num_processes"):
-        split_recipe(recipe.with_overrides({"sft.num_processes": 0}))
+        recipe.with_overrides({"sft.num_processes": 0})
     with pytest.raises(RecipeError, match="unknown config 'nope'"):
-        split_recipe(recipe.with_overrides({"sft.num_processes": 2, "sft.accelerate_config": "nope"}))
+        accelerate_config_path(recipe.with_overrides({"sft.accelerate_config": "nope"}).sft.accelerate_config)

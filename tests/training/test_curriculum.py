@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from r1ci_core.config import RolloutConfig
 from r1ci_core.curriculum import (
     FamilyDifficulty,
     curriculum_items,
@@ -83,7 +84,7 @@ def test_rewards_named_weighted_and_none_for_infra_errors():
     names, weights = reward_spec({"correctness": 1.0, "format": 0.5})
     assert names == ["correctness", "format"] and weights == [1.0, 0.5]
     assert reward_spec(None)[0] == ["correctness", "format", "turn_penalty"]
-    funcs = get_reward_funcs(["correctness", "format", "turn_penalty"])
+    funcs = get_reward_funcs(["correctness", "format", "turn_penalty"], RolloutConfig(max_turns=7))
     assert [f.__name__ for f in funcs] == ["correctness", "format", "turn_penalty"]
     kw = {"completions": [None] * 4, "score": [1.0, 0.0, None, 0.0], "parseable": [True, False, None, True],
           "infra_error": [False, False, True, False], "n_turns": [2, 2, 1, 7]}
@@ -93,7 +94,7 @@ def test_rewards_named_weighted_and_none_for_infra_errors():
     totals = total_rewards(funcs, [1.0, 1.0, 1.0], **kw)
     assert totals[0] == pytest.approx(1.1) and totals[2] is None and totals[3] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="unknown rewards"):
-        get_reward_funcs(["nope"])
+        get_reward_funcs(["nope"], RolloutConfig())
 
 
 def test_reward_pass_means_and_trends():

@@ -7,7 +7,7 @@ import pytest
 import r1ci_core.grpo as grpo
 from r1ci_core.chat import EXEC_PREFIX
 from r1ci_core.models import load_tokenizer
-from r1ci_core.rewards import get_reward_funcs, total_rewards
+from r1ci_core.rewards import recipe_rewards, total_rewards
 from r1ci_core.sandbox import ExecResult
 
 
@@ -114,7 +114,7 @@ def test_infra_error_samples_get_no_advantage_and_no_loss(tmp_path, monkeypatch,
             assert float(scored["advantages"][row]) == 0.0
             assert int((scored["completion_mask"][row] * scored["tool_mask"][row]).sum()) == 0  # no loss
     # the baseline of a group is the mean of its scorable samples only
-    funcs, weights = get_reward_funcs(["correctness", "format", "turn_penalty"]), [1.0, 1.0, 1.0]
+    funcs, weights = recipe_rewards(recipe).funcs, [1.0, 1.0, 1.0]
     totals = total_rewards(funcs, weights, completions=[None] * len(trajs), score=[t.score for t in trajs],
                                 parseable=[t.parseable for t in trajs], infra_error=infra,
                                 n_turns=[t.n_turns for t in trajs])
