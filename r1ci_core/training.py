@@ -67,11 +67,35 @@ def train_resumable(trainer: Any, tokenizer: Any, work_dir: Path, out_dir: Path,
     resume = last_checkpoint(work_dir)
     if resume:
         log.info("resuming %s from %s", what, resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    if resume and _finished(trainer, resume):
+        # killed after its last step: the trainer would run one step more on resuming, so load it instead
+        result = _load_finished(trainer, resume)
+    else:
+        result = trainer.train(resume_from_checkpoint=resume)
     if before_save is not None:
         before_save(trainer)
     save_final(trainer, tokenizer, out_dir)
     return result, resumed_step(resume)
+
+
+def _finished(trainer: Any, checkpoint: str) -> bool:
+    """Whether `checkpoint` is at (or past) the trainer's `max_steps`."""
+    import json
+
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return 0 < trainer.args.max_steps <= int(state.get("global_step", 0))
+
+
+def _load_finished(trainer: Any, checkpoint: str) -> Any:
+    """The weights and state of a finished run's last checkpoint, as `trainer.train` would have returned them."""
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    log.info("%s is the last step (max_steps %d): loaded, not trained further", checkpoint, trainer.args.max_steps)
+    trainer._load_from_checkpoint(checkpoint)  # noqa: SLF001 - the trainer's own loader (full weights or adapter)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
 
 
 def last_checkpoint(work_dir: Path) -> str | None:

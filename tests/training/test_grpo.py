@@ -175,3 +175,25 @@ def test_grpo_resumes_from_its_last_checkpoint(tmp_path, tiny_policy, items, san
     again = grpo.train_grpo(recipe, items[:3], str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
     assert again["resumed_from_step"] == 1 and again["steps"] == 2
     assert again["n_rollouts"] == 4  # only the remaining step was rolled out
+
+
+def test_grpo_killed_after_its_last_step_resumes_without_training_more(tmp_path, tiny_policy, items, sandbox,
+                                                                       small_recipe):
+    """Killed after the last checkpoint but before the final save: the re-run loads checkpoint-N (N = max_steps)
+    and trains no step more (the trainer alone would run step N+1 when an epoch is not done)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    recipe = small_recipe.with_overrides({"grpo.max_steps": 4, "grpo.save_strategy": "steps", "grpo.save_steps": 1,
+                                          "grpo.per_device_train_batch_size": 2, "grpo.num_generations": 2,
+                                          "grpo.gradient_accumulation_steps": 1})  # 3 prompts: 3 steps an epoch
+    first = grpo.train_grpo(recipe, items[:3], str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert first["steps"] == 4
+    weights = load_file(str(tmp_path / "out" / "model.safetensors"))
+    shutil.rmtree(tmp_path / "out")  # as if killed before the final save
+    again = grpo.train_grpo(recipe, items[:3], str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
+    assert again["steps"] == 4 and again["resumed_from_step"] == 4 and again["n_rollouts"] == 0
+    assert not (tmp_path / "work" / "checkpoint-5").exists()
+    reloaded = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert all(bool((weights[k] == reloaded[k]).all()) for k in weights)

@@ -50,7 +50,7 @@ def test_dynamic_sampling_replaces_uniform_groups_with_fresh_prompts(tmp_path, m
         uniform = calls[0][0]  # the first prompt rolled out gets the same reward for every sample
         return [1.0 if i == uniform else float(k % 2) for k, i in enumerate(item_id)]
 
-    monkeypatch.setitem(rewards.REWARDS, "scripted", scripted)
+    monkeypatch.setitem(rewards.REWARDS, "scripted", lambda limits: scripted)
     captured: dict = {}
     monkeypatch.setattr(grpo, "make_trainer_class", _capturing(captured))
     recipe = small_recipe.with_overrides({"grpo.rewards": {"scripted": 1.0},
@@ -83,7 +83,7 @@ def test_dynamic_sampling_replaces_uniform_groups_with_fresh_prompts(tmp_path, m
 
 def test_dynamic_sampling_stops_after_max_rounds_and_masks_what_stays_uniform(tmp_path, monkeypatch, tiny_policy,
                                                                              items, sandbox, small_recipe):
-    monkeypatch.setitem(rewards.REWARDS, "constant", lambda completions, **kw: [1.0] * len(completions))
+    monkeypatch.setitem(rewards.REWARDS, "constant", lambda limits: lambda completions, **kw: [1.0] * len(completions))
     captured: dict = {}
     monkeypatch.setattr(grpo, "make_trainer_class", _capturing(captured))
     recipe = small_recipe.with_overrides({"grpo.rewards": {"constant": 1.0},
@@ -99,7 +99,7 @@ def test_dynamic_sampling_stops_after_max_rounds_and_masks_what_stays_uniform(tm
 def test_dynamic_sampling_key_is_checked(tmp_path, tiny_policy, items, sandbox, small_recipe):
     from r1ci_core.config import RecipeError
 
-    with pytest.raises(RecipeError, match=r"grpo\.dynamic_sampling\.max_round: Extra inputs are not permitted"):
+    with pytest.raises(RecipeError, match=r"unknown key 'grpo\.dynamic_sampling\.max_round' \(did you mean 'max_rounds'\?"):
         grpo.train_grpo(small_recipe.with_overrides({"grpo.dynamic_sampling": {"max_round": 2}}), items,
                         str(tiny_policy), tmp_path / "out", tmp_path / "work", sandbox)
 

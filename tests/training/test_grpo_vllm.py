@@ -141,7 +141,7 @@ def test_dynamic_sampling_rolls_out_every_round_on_the_steps_weights(tmp_path, m
 
     engines: list = []
     install_double_engines(monkeypatch, engines)
-    monkeypatch.setitem(rewards.REWARDS, "constant", lambda completions, **kw: [1.0] * len(completions))
+    monkeypatch.setitem(rewards.REWARDS, "constant", lambda limits: lambda completions, **kw: [1.0] * len(completions))
     recipe = small_recipe.with_overrides({"rollout.backend": "vllm", "grpo.max_steps": 2,
                                           "grpo.rewards": {"constant": 1.0},
                                           "grpo.dynamic_sampling": {"enabled": True, "max_rounds": 1}})
