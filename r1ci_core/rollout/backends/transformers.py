@@ -134,7 +134,9 @@ class TransformersBackend(Backend):
         """Prefill the left-padded batch, then decode; a row leaves the batch (`finished(row, ids, reason)`) as
         soon as its turn ends."""
         import torch
-        from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        from .kv_cache import decode_cache
 
         device = self.device
         n, width = len(prompts), max(len(p) for p in prompts)
@@ -155,7 +157,7 @@ class TransformersBackend(Backend):
         mask_4d = attn in MASK_4D_ATTENTION
         additive_min = torch.finfo(self.model.dtype).min if attn == "eager" else None
 
-        cache = DynamicCache(config=self.model.config)
+        cache = decode_cache(self.model.config, width + max(r.max_new_tokens for r in requests) + 1)
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         keep = attention.bool()  # (rows, cache length): which cached positions each row attends to
@@ -206,16 +208,21 @@ class TransformersBackend(Backend):
     def _drop_shared_padding(cache: Any, keep: Any) -> Any:
         """Cut the leading cache positions that are padding for every remaining row (shorter attention).
 
-        Only for caches made of plain full-attention `DynamicLayer`s, whose state is just their tensors.
+        Only for caches made of plain full-attention layers, whose state is just their tensors.
         """
         from transformers.cache_utils import DynamicLayer
 
+        from .kv_cache import PreallocatedLayer
+
         shared = int((~keep).all(dim=0).long().cumprod(dim=0).sum())
         layers = getattr(cache, "layers", None) or []
-        if not shared or not layers or any(type(layer) is not DynamicLayer or not layer.is_initialized
-                                           for layer in layers):
+        if not shared or not layers or any(type(layer) not in (DynamicLayer, PreallocatedLayer)
+                                           or not layer.is_initialized for layer in layers):
             return keep
         for layer in layers:
-            layer.keys = layer.keys[:, :, shared:]
-            layer.values = layer.values[:, :, shared:]
+            if isinstance(layer, PreallocatedLayer):
+                layer.drop_front(shared)
+            else:
+                layer.keys = layer.keys[:, :, shared:]
+                layer.values = layer.values[:, :, shared:]
         return keep[:, shared:]
