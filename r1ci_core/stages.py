@@ -569,11 +569,9 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
 
 def _versions_state(names: list[str]) -> dict[str, list[Any]]:
     """Every registered version of `names` with the questions it was evaluated on and its aliases' targets."""
-    from . import versions
+    from .versions import registry_state
 
-    return {name: [[n, versions.evaluated_on(name, str(n))] for n in versions.version_numbers(name)]
-            + [[alias, versions.alias_version(name, alias)] for alias in (versions.CANDIDATE, versions.CHAMPION)]
-            for name in names}
+    return {name: registry_state(name) for name in names}
 
 
 def _version_uri(version: str, recipe_name: str) -> str:

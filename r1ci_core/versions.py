@@ -203,6 +203,19 @@ def alias_version(name: str, alias: str) -> str | None:
     return str(aliases[alias]) if alias in aliases else None
 
 
+def registry_state(name: str) -> list[list[Any]]:
+    """``[[version, questions], ..., [alias, version], ...]`` of `name`, from one registry search and one
+    alias read: each version number ascending with the fingerprint of the questions of its held-out figures
+    (`evaluated_on`; None: never evaluated), then where ``candidate`` and ``champion`` point (`alias_version`)."""
+    versions = sorted(registry.model_versions(name), key=lambda v: int(v.version))
+    try:
+        aliases = registry.aliases(name) if versions else {}
+    except Exception:  # noqa: BLE001 - unknown name
+        aliases = {}
+    return ([[int(v.version), (v.tags or {}).get(f"{EVAL_PREFIX}{ITEMS_TAG}")] for v in versions]
+            + [[alias, str(aliases[alias]) if alias in aliases else None] for alias in (CANDIDATE, CHAMPION)])
+
+
 # ---------------------------------------------------------------------------------------- figures
 def record_evaluation(key: str, figures: Mapping[str, Any], items_fp: str, *, prefix: str = EVAL_PREFIX) -> None:
     """Tag version `key` (``name/version``) with `figures` under `prefix` (replacing that prefix's tags)."""
