@@ -78,8 +78,8 @@ def log_to_run(run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str
 
 
 def metric_history(run_id: str, key: str) -> list[float]:
-    """The values of metric `key` of run `run_id` in step order (ties: in logging order); raises for an
-    unknown run."""
+    """The values of metric `key` of run `run_id` in step order (ties: in logging order); empty when the run
+    has no such metric."""
     from mlflow.tracking import MlflowClient
 
     history = sorted(MlflowClient().get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
