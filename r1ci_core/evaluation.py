@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import store, store_staging
+from . import lineage, store, store_staging
 from .audit import hardcoded_answer
 from .digest import checkpoint_fingerprint
 from .metrics import sample_figures, two_proportion_test
@@ -324,7 +324,7 @@ def _start(ctx: Any, items: Sequence[Any], sandbox: Any, *, families: Mapping[st
     if not unique:
         raise ValueError("no evaluation items: the corpus has no question in the pools "
                          f"{list(ctx.recipe.eval.pools)} (check tasks.n_test_seen / n_test_unseen)")
-    _use_tracking_store(ctx.recipe)
+    lineage.use_tracking_store(ctx.recipe.mlflow)
     db = store.db_path(ctx.root)
     try:
         store.init_db(db, wait_s=store.LOOKUP_WAIT_S)
@@ -481,16 +481,6 @@ def env_forced() -> bool:
     return os.environ.get("R1CI_EVAL_FORCE", "").lower() in ("1", "true", "yes")
 
 
-def _use_tracking_store(recipe: Any) -> None:
-    """Outside an active MLflow run, point MLflow at the project's store (env, recipe or data-dir sqlite)."""
-    import mlflow
-
-    from .lineage import tracking_uri
-
-    if mlflow.active_run() is None:
-        mlflow.set_tracking_uri(tracking_uri(recipe.mlflow))
-
-
 def _warn_infra(db: Path, run_ids: Sequence[str], threshold: float) -> None:
     passed, why = check_infra_rate(db, run_ids, threshold)
     if not passed:
@@ -506,13 +496,7 @@ def _metric_name(*parts: str) -> str:
 
 def _log_to_mlflow(result: Mapping[str, Any], out_dir: Path, mlflow_run_id: str | None) -> None:
     """Figures as metrics and the report folder as artifacts of the active (or given) MLflow run."""
-    try:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-    except ImportError:  # pragma: no cover
-        return
-    active = mlflow.active_run()
-    run_id = active.info.run_id if active else mlflow_run_id
+    run_id = lineage.active_run_id() or mlflow_run_id
     if not run_id:
         return
     metrics: dict[str, float] = {"n_samples": float(result.get("n_samples", 0)),
@@ -532,13 +516,8 @@ def _log_to_mlflow(result: Mapping[str, Any], out_dir: Path, mlflow_run_id: str 
                 if val is not None:
                     metrics[_metric_name(name.replace("@", "_at_"), ckpt, mode)] = float(val)
     try:
-        client = MlflowClient()
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-        client.set_tag(run_id, "r1ci.eval_run_ids", ",".join(result.get("run_ids", []))[:5000])
-        client.log_artifacts(run_id, str(out_dir), artifact_path="eval_report")
+        lineage.log_to_run(run_id, metrics, {"r1ci.eval_run_ids": ",".join(result.get("run_ids", []))[:5000]},
+                           artifacts=out_dir, artifact_path="eval_report")
     except Exception as err:  # noqa: BLE001 - the store and report are the record; MLflow is a mirror
         log.warning("could not log the evaluation to MLflow run %s: %s", run_id, err)
 
@@ -550,10 +529,7 @@ def grpo_reward_curve(run_id: str) -> list[float] | None:
     store, "the latest GRPO run" may be another model's.
     """
     try:
-        from mlflow.tracking import MlflowClient
-
-        history = sorted(MlflowClient().get_metric_history(run_id, "reward"), key=lambda m: (m.step, m.timestamp))
-        return [float(m.value) for m in history] or None
+        return lineage.metric_history(run_id, "reward") or None
     except Exception as err:  # noqa: BLE001 - the curve is an optional input of the report
         log.info("no GRPO reward curve for run %s: %s", run_id, err)
         return None

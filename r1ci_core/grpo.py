@@ -447,8 +447,9 @@ def _mean(values: list[float]) -> float:
 
 def _stage_callback(stages: list[Any]) -> Any:
     """Logs `curriculum_stage` (1-based) at every step to the active MLflow run."""
-    import mlflow
     from transformers import TrainerCallback
+
+    from .lineage import log_step_metrics
 
     bounds = []
     total = 0
@@ -459,8 +460,7 @@ def _stage_callback(stages: list[Any]) -> Any:
     class _Stage(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             stage = next((i for end, i in bounds if state.global_step <= end), bounds[-1][1])
-            if mlflow.active_run() is not None:
-                mlflow.log_metric("curriculum_stage", stage, step=state.global_step)
+            log_step_metrics({"curriculum_stage": stage}, state.global_step)
 
     return _Stage()
 

@@ -314,7 +314,6 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
     from .launch import train_sft  # sft.train_sft, under `accelerate launch` when sft.num_processes > 1
-    from .training import log_curves
     from .trajectory import Trajectory
 
     key = _stage_key(ctx, "sft_checkpoint", sft=ctx.recipe.sft.written(), seed=ctx.recipe.seed,
@@ -333,7 +332,7 @@ def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -
         figures = train_sft(ctx.recipe, [Trajectory.from_row(r) for r in ds], base.path, out,
                             ctx.artifact("sft_checkpoint.work"))
         lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
-        log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
+        lineage.log_curves({"loss": (figures.get("loss_steps", []), figures.get("loss_curve", []))}, "loss_curve")
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "sft"))
         return _record(StageResult(str(out), run.info.run_id, {**figures, "model_version": version}), key)
 
@@ -391,7 +390,6 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     from .corpus import load_corpus
     from .curriculum import load_difficulty, schedule_dict, stage_schedule
     from .grpo import train_grpo
-    from .training import log_curves
 
     ccfg = ctx.recipe.curriculum
     upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
@@ -428,7 +426,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                              ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline,
                              families=ctx.families, rewards=ctx.rewards)
         lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
-        log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
+        lineage.log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
                     "correctness": (figures["reward_steps"], figures["correctness_curve"]),
                     "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"]),
                     "reward per pass over the questions": (
@@ -571,11 +569,9 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
 
 def _versions_state(names: list[str]) -> dict[str, list[Any]]:
     """Every registered version of `names` with the questions it was evaluated on and its aliases' targets."""
-    from . import versions
+    from .versions import registry_state
 
-    return {name: [[n, versions.evaluated_on(name, str(n))] for n in versions.version_numbers(name)]
-            + [[alias, versions.alias_version(name, alias)] for alias in (versions.CANDIDATE, versions.CHAMPION)]
-            for name in names}
+    return {name: registry_state(name) for name in names}
 
 
 def _version_uri(version: str, recipe_name: str) -> str:

@@ -134,19 +134,18 @@ def progress_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
 
 
 def mlflow_callback() -> Any:
-    """A `TrainerCallback` that logs every trainer log entry to the active MLflow run, and its headline
-    figures as one INFO line (main process only), which the Dagster run page shows."""
-    import mlflow
+    """A `TrainerCallback` that logs every trainer log entry to the active MLflow run
+    (`lineage.log_step_metrics`), and its headline figures as one INFO line (main process only), which the
+    Dagster run page shows."""
     from transformers import TrainerCallback
+
+    from .lineage import log_step_metrics
 
     class _MlflowMetrics(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if logs and state.is_world_process_zero:
                 log.info("%s", progress_line(state.global_step, state.max_steps, logs))
-            if mlflow.active_run() is None or not logs:
-                return
-            metrics = {k.replace("/", "."): float(v) for k, v in logs.items() if isinstance(v, int | float)}
-            mlflow.log_metrics(metrics, step=state.global_step)
+            log_step_metrics(logs or {}, state.global_step)
 
     return _MlflowMetrics()
 
@@ -214,34 +213,6 @@ def fingerprint_work_dir(work_dir: Path, spec: Any) -> str:
     work_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(fp + "\n")
     return fp
-
-
-def log_curves(curves: dict[str, tuple[list[int], list[float]]], name: str) -> None:
-    """Log per-step curves {label: (steps, values)} to the active MLflow run as `<name>.json` and `<name>.png`."""
-    import mlflow
-
-    curves = {k: v for k, v in curves.items() if v and v[1]}
-    if mlflow.active_run() is None or not curves:
-        return
-    mlflow.log_dict({k: {"step": list(s), "value": list(v)} for k, (s, v) in curves.items()}, f"{name}.json")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for label, (steps, values) in curves.items():
-            ax.plot(steps, values, marker=".", label=label)
-        ax.set_xlabel("step")
-        ax.set_title(name)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        mlflow.log_figure(fig, f"{name}.png")
-        plt.close(fig)
-    except Exception as err:  # noqa: BLE001 - a plot must not fail the stage
-        log.warning("could not plot %s: %s", name, err)
 
 
 def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:

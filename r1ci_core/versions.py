@@ -11,6 +11,9 @@
 * `record_evaluation` tags a version with its figures (accuracy per mode and pool); `update_champion` moves
   the ``champion`` alias to the best version evaluated on the same questions.
 
+The registry itself is read and written through `r1ci_core.lineage.registry` (every MLflow call of r1ci is
+in `r1ci_core.lineage`).
+
 Load a version with stock MLflow and transformers::
 
     path = mlflow.artifacts.download_artifacts("models:/r1ci-tiny-sft@champion")
@@ -19,13 +22,14 @@ Load a version with stock MLflow and transformers::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .lineage import registry
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,6 @@ def recipe_model_names(recipe_name: str) -> list[str]:
     return [registered_name(recipe_name, stage) for stage in STAGES]
 
 
-def _client() -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient()
-
-
 # ---------------------------------------------------------------------------------------- register
 def register_checkpoint(ckpt: Path, name: str, *, tags: Mapping[str, str] | None = None) -> str:
     """Log `ckpt` as a LoggedModel of the active run, register it as a new version of `name`; its number.
@@ -65,30 +63,17 @@ def register_checkpoint(ckpt: Path, name: str, *, tags: Mapping[str, str] | None
     The new version gets the ``candidate`` alias and the tag ``r1ci.checkpoint_fingerprint``; the run gets
     ``r1ci.registered.<name>`` = the version.
     """
-    import mlflow
-
+    from . import lineage
     from .digest import checkpoint_fingerprint
 
-    run = mlflow.active_run()
-    if run is None:
+    if lineage.active_run_id() is None:
         raise RuntimeError("register_checkpoint needs an active MLflow run (lineage.asset_run)")
     fingerprint = checkpoint_fingerprint(ckpt)
     version_tags = {FINGERPRINT_TAG: fingerprint, **(tags or {})}
-    model = mlflow.initialize_logged_model(name=name, source_run_id=run.info.run_id, tags=version_tags,
-                                           model_type=MODEL_TYPE)
-    client = _client()
-    try:
-        client.log_model_artifacts(model.model_id, str(ckpt))
-    except BaseException:
-        mlflow.finalize_logged_model(model.model_id, "FAILED")
-        raise
-    mlflow.finalize_logged_model(model.model_id, "READY")
-    with contextlib.suppress(Exception):  # exists already
-        client.create_registered_model(name, description=f"r1ci checkpoints ({name}); one version per training")
-    version = client.create_model_version(name, source=f"models:/{model.model_id}", run_id=run.info.run_id,
-                                          tags=version_tags, model_id=model.model_id).version
-    client.set_registered_model_alias(name, CANDIDATE, version)
-    mlflow.set_tag(f"r1ci.registered.{name}", version)
+    version = registry.register_version(ckpt, name, tags=version_tags, model_type=MODEL_TYPE,
+                                        description=f"r1ci checkpoints ({name}); one version per training")
+    registry.set_alias(name, CANDIDATE, version)
+    lineage.set_tag(f"r1ci.registered.{name}", version)
     log.info("registered %s version %s (candidate, fingerprint %s)", name, version, fingerprint)
     return str(version)
 
@@ -132,8 +117,7 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 def get_version(name: str, selector: str) -> Any:
     """The `ModelVersion` a selector names (see `parse_uri`), or a `VersionError` saying what exists."""
-    client = _client()
-    versions = client.search_model_versions(f"name='{name}'")
+    versions = registry.model_versions(name)
     if not versions:
         raise VersionError(f"registered model {name!r} has no version in the MLflow registry "
                            f"(registered names follow r1ci-<recipe>-sft / -grpo; list them in the MLflow UI)")
@@ -141,15 +125,15 @@ def get_version(name: str, selector: str) -> Any:
         return max(versions, key=lambda v: int(v.version))
     if selector.startswith("@"):
         alias = selector[1:]
-        aliases = client.get_registered_model(name).aliases or {}
+        aliases = registry.aliases(name)
         if alias not in aliases:
             raise VersionError(f"registered model {name!r} has no alias {alias!r} "
                                f"(its aliases: {dict(sorted(aliases.items())) or 'none'})")
-        return client.get_model_version(name, str(aliases[alias]))
+        return registry.model_version(name, str(aliases[alias]))
     numbers = sorted(int(v.version) for v in versions)
     if int(selector) not in numbers:
         raise VersionError(f"registered model {name!r} has no version {selector} (versions: {numbers})")
-    return client.get_model_version(name, selector)
+    return registry.model_version(name, selector)
 
 
 def resolve(uri: str, cache_dir: Path | None = None) -> ResolvedVersion:
@@ -174,12 +158,10 @@ def resolve(uri: str, cache_dir: Path | None = None) -> ResolvedVersion:
 
 def _local_folder(name: str, version: str, fingerprint: str | None, cache_dir: Path | None) -> str:
     """MLflow's own artifact folder when the store is local, else a download cached by content."""
-    import mlflow
-
     uri = f"models:/{name}/{version}"
-    location = _client().get_model_version_download_uri(name, version)
+    location = registry.artifact_location(name, version)
     if location.startswith("file:") or "://" not in location:
-        return mlflow.artifacts.download_artifacts(uri)  # a local store: the folder itself, no copy
+        return registry.download_version(name, version)  # a local store: the folder itself, no copy
     from .config import data_dir
     from .io import atomic_dir
 
@@ -188,14 +170,14 @@ def _local_folder(name: str, version: str, fingerprint: str | None, cache_dir: P
     if not Path(target, "config.json").is_file():
         log.info("downloading %s into %s", uri, target)
         with atomic_dir(target) as tmp:
-            mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp))
+            registry.download_version(name, version, tmp)
     return str(target)
 
 
 def find_version(name: str, fingerprint: str) -> str | None:
     """The newest version of `name` registered with this content fingerprint, if any."""
     try:
-        versions = _client().search_model_versions(f"name='{name}'")
+        versions = registry.model_versions(name)
     except Exception:  # noqa: BLE001 - no registry: no version
         return None
     mine = [int(v.version) for v in versions if (v.tags or {}).get(FINGERPRINT_TAG) == fingerprint]
@@ -204,34 +186,42 @@ def find_version(name: str, fingerprint: str) -> str | None:
 
 def version_numbers(name: str) -> list[int]:
     """Every version number of `name`, ascending (empty when the name is not registered)."""
-    return sorted(int(v.version) for v in _client().search_model_versions(f"name='{name}'"))
+    return sorted(int(v.version) for v in registry.model_versions(name))
 
 
 def evaluated_on(name: str, version: str) -> str | None:
     """The fingerprint of the questions of the version's held-out figures (None: never evaluated)."""
-    return (_client().get_model_version(name, version).tags or {}).get(f"{EVAL_PREFIX}{ITEMS_TAG}")
+    return (registry.model_version(name, version).tags or {}).get(f"{EVAL_PREFIX}{ITEMS_TAG}")
 
 
 def alias_version(name: str, alias: str) -> str | None:
     """The version `alias` points at, or None (also when `name` is not registered)."""
     try:
-        aliases = _client().get_registered_model(name).aliases or {}
+        aliases = registry.aliases(name)
     except Exception:  # noqa: BLE001 - unknown name
         return None
     return str(aliases[alias]) if alias in aliases else None
+
+
+def registry_state(name: str) -> list[list[Any]]:
+    """``[[version, questions], ..., [alias, version], ...]`` of `name`, from one registry search and one
+    alias read: each version number ascending with the fingerprint of the questions of its held-out figures
+    (`evaluated_on`; None: never evaluated), then where ``candidate`` and ``champion`` point (`alias_version`)."""
+    versions = sorted(registry.model_versions(name), key=lambda v: int(v.version))
+    try:
+        aliases = registry.aliases(name) if versions else {}
+    except Exception:  # noqa: BLE001 - unknown name
+        aliases = {}
+    return ([[int(v.version), (v.tags or {}).get(f"{EVAL_PREFIX}{ITEMS_TAG}")] for v in versions]
+            + [[alias, str(aliases[alias]) if alias in aliases else None] for alias in (CANDIDATE, CHAMPION)])
 
 
 # ---------------------------------------------------------------------------------------- figures
 def record_evaluation(key: str, figures: Mapping[str, Any], items_fp: str, *, prefix: str = EVAL_PREFIX) -> None:
     """Tag version `key` (``name/version``) with `figures` under `prefix` (replacing that prefix's tags)."""
     name, _, version = key.rpartition("/")
-    client = _client()
-    old = client.get_model_version(name, version).tags or {}
-    for tag in old:
-        if tag.startswith(prefix):
-            client.delete_model_version_tag(name, version, tag)
-    for tag, value in {**figures, ITEMS_TAG: items_fp}.items():
-        client.set_model_version_tag(name, version, f"{prefix}{tag}", _tag_value(value))
+    registry.replace_version_tags(name, version, prefix, {f"{prefix}{tag}": _tag_value(value)
+                                                          for tag, value in {**figures, ITEMS_TAG: items_fp}.items()})
 
 
 def _tag_value(value: Any) -> str:
@@ -246,9 +236,8 @@ def update_champion(name: str, items_fp: str, metric: str) -> str | None:
     """Point ``champion`` at the version with the highest `metric` tag (e.g. ``r1ci.eval.autonomous.accuracy``)
     among the versions of `name` evaluated on the questions `items_fp`; ties keep the current champion, then
     the older version. Returns the champion (None when no version has the figure)."""
-    client = _client()
     scored: list[tuple[float, int]] = []
-    for v in client.search_model_versions(f"name='{name}'"):
+    for v in registry.model_versions(name):
         tags = v.tags or {}
         if tags.get(f"{EVAL_PREFIX}{ITEMS_TAG}") == items_fp and tags.get(metric) not in (None, "", "None"):
             scored.append((float(tags[metric]), int(v.version)))
@@ -259,7 +248,7 @@ def update_champion(name: str, items_fp: str, metric: str) -> str | None:
     tied = sorted(v for score, v in scored if score == best)
     champion = int(current) if current and int(current) in tied else tied[0]
     if str(champion) != current:
-        client.set_registered_model_alias(name, CHAMPION, str(champion))
+        registry.set_alias(name, CHAMPION, str(champion))
         log.info("%s: champion is now version %s (%s = %.4f; was %s)", name, champion, metric, best, current)
     return str(champion)
 
@@ -267,9 +256,8 @@ def update_champion(name: str, items_fp: str, metric: str) -> str | None:
 def describe(names: Sequence[str]) -> list[dict[str, Any]]:
     """One dict per version of `names`: name, version, aliases and its evaluation tags (for reports)."""
     out = []
-    client = _client()
     for name in names:
-        for v in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+        for v in sorted(registry.model_versions(name), key=lambda v: int(v.version)):
             tags = v.tags or {}
             out.append({"name": name, "version": str(v.version), "aliases": sorted(v.aliases or []),
                         **{t: tags[t] for t in sorted(tags) if t.startswith((EVAL_PREFIX, RECHECK_PREFIX))}})

@@ -95,6 +95,15 @@ def test_figures_tags_and_champion(retrained):
     assert "r1ci.eval.autonomous.n" not in MlflowClient().get_model_version(NAME, "2").tags  # replaced
 
 
+def test_registry_state_reads_versions_tags_and_aliases_at_once(retrained):
+    # what model_version_eval keys its reuse on: the same as asking version by version, alias by alias
+    state = versions.registry_state(NAME)
+    assert state == ([[n, versions.evaluated_on(NAME, str(n))] for n in versions.version_numbers(NAME)]
+                     + [[alias, versions.alias_version(NAME, alias)] for alias in (versions.CANDIDATE, versions.CHAMPION)])
+    assert [row[0] for row in state] == [1, 2, "candidate", "champion"] and state[2][1] == "2"
+    assert versions.registry_state("r1ci-nobody-sft") == [["candidate", None], ["champion", None]]
+
+
 @pytest.mark.parametrize("uri,message", [
     (f"models:/{NAME}/7", "has no version 7 (versions: [1, 2])"),
     (f"models:/{NAME}@nope", "has no alias 'nope'"),

@@ -1,4 +1,4 @@
-"""MLflow lineage: one run per asset materialisation, linked to its upstream runs and inputs."""
+"""MLflow runs: one per asset materialisation, linked to its upstream runs and inputs; the tracking store."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import MlflowConfig, data_dir
-from .io import pid_alive
+from ..config import MlflowConfig, data_dir
+from ..io import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ def setup(cfg: MlflowConfig) -> str:
             f"cannot reach the MLflow tracking store {uri!r}: {str(err).splitlines()[0][:200]} "
             "(start the server or unset MLFLOW_TRACKING_URI to use the local store)"
         ) from None
+
+
+def use_tracking_store(cfg: MlflowConfig | None = None) -> None:
+    """Outside an active run, point MLflow at the project's store (env, recipe or data-dir sqlite)."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        mlflow.set_tracking_uri(tracking_uri(cfg))
 
 
 def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
@@ -224,7 +232,7 @@ def log_dataset(ds: Any, path: Path, name: str, context: str = "input") -> None:
 
 def register_checkpoint(ckpt: Path, registered_name: str) -> str:
     """Register `ckpt` as a new, immutable version of `registered_name` (see `versions.register_checkpoint`)."""
-    from .versions import register_checkpoint
+    from ..versions import register_checkpoint
 
     return register_checkpoint(ckpt, registered_name)
 
@@ -241,7 +249,7 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ the active run
-# The stages record their figures through these, so every MLflow call of r1ci_core's stages is in this module.
+# The stages record their figures through these, so every MLflow call of r1ci is in this package.
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     import mlflow
 
