@@ -196,8 +196,8 @@ class Slot:
         started = self.start_executor()
         if started is None:
             return EXIT_SETUP << 8, False
-        pid, done_r, st_w = started
-        status, reported_rc, alone, st_w = self.supervise(pid, done_r, st_w)
+        pid, pidfd, done_r, st_w = started
+        status, reported_rc, alone, st_w = self.supervise(pid, pidfd, done_r, st_w)
         tr("S reaped E")
         if not alone:
             self.kill_namespace()
@@ -218,7 +218,10 @@ class Slot:
             self.scratch = self.scratch_state()
 
     def start_executor(self):
-        """Have Z fork the executor on fresh pipes and pass the host its ends; (pid, done_r, st_w) or None."""
+        """Have Z fork the executor on fresh pipes and pass the host its ends; (pid, pidfd, done_r, st_w) or None.
+
+        The pidfd is opened before the host gets the pipes: once it has them the program can run and end, and
+        Z reap it, before we would look (pidfd_open would then fail, and the slot with it)."""
         code_r, code_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -237,18 +240,18 @@ class Slot:
             for fd in (code_w, out_r, err_r, ready_r, st_r, st_w, done_r):
                 os.close(fd)
             return None
+        pidfd = os.pidfd_open(pid)
         fds = (code_w, out_r, err_r, ready_r, st_r)
         try:
             socket.send_fds(self.sock, [SPARE], list(fds))
         finally:
             for fd in fds:
                 os.close(fd)
-        return pid, done_r, st_w
+        return pid, pidfd, done_r, st_w
 
-    def supervise(self, pid, done_r, st_w):
+    def supervise(self, pid, pidfd, done_r, st_w):
         """Until the executor is reaped: kills from the host, its "done", its exit, Z's report.
         (wait status, exit code it reported or None, whether it was alone, st_w unless sent already)."""
-        pidfd = os.pidfd_open(pid)
         poller = self.poller
         poller.register(pidfd, select.POLLIN)
         poller.register(done_r, select.POLLIN)
