@@ -105,6 +105,10 @@ class RolloutConfig(_Section):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     batch_size: PositiveInt = 16
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    # transformers backend: the precision of each turn's prompt forward (prefill); decoding stays in the model's
+    # dtype. bfloat16 autocast halves a CPU prefill with avx512_bf16 (benchmarks/decode_bench.py), while fp32
+    # decoding steps are faster than bf16 ones there.
+    prefill_dtype: Literal["model", "bfloat16"] = "model"
 
 
 class TeacherConfig(_Section):

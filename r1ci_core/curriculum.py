@@ -217,7 +217,8 @@ def measure_difficulty(recipe: Any, items: Sequence[Item], model_path: str, sand
     own = backend is None
     if own:
         backend = get_backend("transformers", model_path=model_path, dtype=recipe.model.dtype,
-                              local_files_only=recipe.model.local_files_only)
+                              local_files_only=recipe.model.local_files_only,
+                              prefill_dtype=recipe.rollout.prefill_dtype)
     try:
         trajs = run_rollouts(backend, chosen, limits=limits, sandbox=sandbox, samples_per_item=samples,
                              seed=recipe.seed, progress=False,

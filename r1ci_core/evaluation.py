@@ -126,7 +126,7 @@ def _make_backend(spec: CheckpointSpec, recipe: Any) -> Any:
     if name == "vllm":
         return get_backend("vllm", model_path=spec.path)
     return get_backend("transformers", model_path=spec.path, dtype=recipe.model.dtype,
-                       local_files_only=recipe.model.local_files_only)
+                       local_files_only=recipe.model.local_files_only, prefill_dtype=recipe.rollout.prefill_dtype)
 
 
 # ---------------------------------------------------------------------------------------- keys and rows

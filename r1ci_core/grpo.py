@@ -73,7 +73,7 @@ def make_rollout_func(recipe: Recipe, items: list[Item], tokenizer: Any, sandbox
                                "tito_mismatches": 0}
 
     def generate(batch: list[Item], trainer: Any) -> list[Any]:
-        backend = rollout_backend(trainer, tokenizer)
+        backend = rollout_backend(trainer, tokenizer, prefill_dtype=recipe.rollout.prefill_dtype)
         limits = recipe.rollout.model_copy(update={"temperature": trainer.args.temperature,
                                                    "top_p": getattr(trainer.args, "top_p", 1.0) or 1.0})
         seed = recipe.seed * 100_003 + int(trainer.state.global_step) * 7 + int(stats["calls"])
@@ -137,13 +137,14 @@ def _uses_vllm(trainer: Any) -> bool:
     return bool(getattr(trainer, "use_vllm", False))
 
 
-def rollout_backend(trainer: Any, tokenizer: Any) -> Any:
+def rollout_backend(trainer: Any, tokenizer: Any, prefill_dtype: str = "model") -> Any:
     """The backend GRPO's rollouts run on: TRL's vLLM engine when the trainer has one (its weights synced by
     TRL), else the transformers backend on the live model."""
     from .rollout import get_backend
 
     if not _uses_vllm(trainer):
-        return get_backend("transformers", model=trainer.accelerator.unwrap_model(trainer.model), tokenizer=tokenizer)
+        return get_backend("transformers", model=trainer.accelerator.unwrap_model(trainer.model), tokenizer=tokenizer,
+                           prefill_dtype=prefill_dtype)
     gen = trainer.vllm_generation
     if gen.mode == "colocate":
         return get_backend("vllm", llm=gen.llm, tokenizer=tokenizer, logprobs=True)

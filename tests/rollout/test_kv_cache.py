@@ -42,7 +42,27 @@ def test_backend_turns_are_the_same_with_either_cache(tiny_policy, items, monkey
     sampling = SamplingParams(temperature=0.0 if greedy else 1.0, seed=3)
     ours = backend.generate(requests, sampling)
     assert isinstance(decode_cache(model.config, 8).layers[0], PreallocatedLayer)
-    monkeypatch.setattr(kv_cache, "decode_cache", lambda config, capacity: DynamicCache(config=config))
+    monkeypatch.setattr(kv_cache, "decode_cache", lambda config, capacity, dtype=None: DynamicCache(config=config))
     stock = backend.generate(requests, sampling)
     assert [r.token_ids for r in ours] == [r.token_ids for r in stock]
     assert len({len(r.token_ids) for r in ours}) > 1  # the rows did end at different steps
+
+
+def test_bf16_prefill_then_fp32_decoding(tiny_policy, items):
+    """`rollout.prefill_dtype: bfloat16`: the prompt forward runs under bf16 autocast, decoding in fp32."""
+    _, model, tok = tiny_policy
+    seen: list[tuple[int, torch.dtype]] = []
+    proj = model.model.layers[0].self_attn.q_proj
+    hook = proj.register_forward_hook(lambda mod, args, out: seen.append((args[0].shape[1], out.dtype)))
+    try:
+        backend = TransformersBackend(model, tok, prefill_dtype="bfloat16")
+        requests = [GenRequest(messages=[{"role": "user", "content": it.question}], max_new_tokens=6)
+                    for it in items[:3]]
+        out = backend.generate(requests, SamplingParams())
+    finally:
+        hook.remove()
+    assert model.dtype == torch.float32 and all(r.token_ids for r in out)
+    assert seen[0][0] > 1 and seen[0][1] == torch.bfloat16
+    assert {dtype for n, dtype in seen[1:]} == {torch.float32} and all(n == 1 for n, _ in seen[1:])
+    with pytest.raises(ValueError, match="prefill_dtype"):
+        TransformersBackend(model, tok, prefill_dtype="fp8")

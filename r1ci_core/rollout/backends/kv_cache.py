@@ -14,11 +14,16 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 class PreallocatedLayer(DynamicLayer):
-    """A full-attention cache layer over a buffer of `capacity` positions (grown by doubling if exceeded)."""
+    """A full-attention cache layer over a buffer of `capacity` positions (grown by doubling if exceeded).
 
-    def __init__(self, capacity: int):
+    `dtype` (default: that of the first keys written) is the buffer's: a bf16-autocast prefill's keys are
+    stored in it as the model's dtype, as the decoding steps that follow compute in that dtype.
+    """
+
+    def __init__(self, capacity: int, dtype: Any = None):
         super().__init__()
         self.capacity = max(1, int(capacity))
+        self.dtype = dtype
         self.length = 0
         self._k: Any = None
         self._v: Any = None
@@ -26,7 +31,8 @@ class PreallocatedLayer(DynamicLayer):
     def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
         import torch
 
-        self.dtype, self.device = key_states.dtype, key_states.device
+        self.dtype = self.dtype or key_states.dtype
+        self.device = key_states.device
         b, h, _, d = key_states.shape
         self._k = torch.empty((b, h, self.capacity, d), dtype=self.dtype, device=self.device)
         self._v = torch.empty((b, h, self.capacity, value_states.shape[-1]), dtype=self.dtype, device=self.device)
@@ -78,15 +84,17 @@ class PreallocatedLayer(DynamicLayer):
     def reset(self) -> None:
         self.length = 0
         self._k = self._v = None
-        super().reset()
+        self.keys = self.values = None
+        self.is_initialized = False
 
 
-def decode_cache(config: Any, capacity: int) -> DynamicCache:
-    """A `DynamicCache` for `config` whose full-attention layers are preallocated for `capacity` positions.
+def decode_cache(config: Any, capacity: int, dtype: Any = None) -> DynamicCache:
+    """A `DynamicCache` for `config` whose full-attention layers are preallocated for `capacity` positions
+    (in `dtype`, default the first keys' dtype).
 
     Models with other layer kinds (sliding windows, linear attention) keep their stock layers.
     """
     cache = DynamicCache(config=config)
     if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
-        cache.layers = [PreallocatedLayer(capacity) for _ in cache.layers]
+        cache.layers = [PreallocatedLayer(capacity, dtype) for _ in cache.layers]
     return cache

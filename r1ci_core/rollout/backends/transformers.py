@@ -34,7 +34,8 @@ class TransformersBackend(Backend):
     streams_turns = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, model_path: str | None = None,
-                 dtype: str = "float32", device: str | None = None, local_files_only: bool = True):
+                 dtype: str = "float32", device: str | None = None, local_files_only: bool = True,
+                 prefill_dtype: str = "model"):
         from ...models import load_model, load_tokenizer
 
         if model is None:
@@ -49,6 +50,9 @@ class TransformersBackend(Backend):
             tokenizer = load_tokenizer(model_path, local_files_only=local_files_only)
         self.model = model
         self.tokenizer = tokenizer
+        if prefill_dtype not in ("model", "bfloat16"):
+            raise ValueError(f"prefill_dtype {prefill_dtype!r}: choose 'model' or 'bfloat16'")
+        self.prefill_dtype = prefill_dtype
         self._model_name = str(model_path or getattr(getattr(model, "config", None), "_name_or_path", "") or "model")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = self._eos_ids()
@@ -157,9 +161,11 @@ class TransformersBackend(Backend):
         mask_4d = attn in MASK_4D_ATTENTION
         additive_min = torch.finfo(self.model.dtype).min if attn == "eager" else None
 
-        cache = decode_cache(self.model.config, width + max(r.max_new_tokens for r in requests) + 1)
-        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache = decode_cache(self.model.config, width + max(r.max_new_tokens for r in requests) + 1,
+                             dtype=self.model.dtype)
+        with self._prefill_precision():
+            out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                             past_key_values=cache, use_cache=True, logits_to_keep=1)
         keep = attention.bool()  # (rows, cache length): which cached positions each row attends to
         next_pos = positions[:, -1] + 1
         rows = list(range(n))  # the request index of each row still in the batch
@@ -203,6 +209,16 @@ class TransformersBackend(Backend):
             out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                              past_key_values=cache, use_cache=True)
             next_pos = next_pos + 1
+
+    def _prefill_precision(self) -> Any:
+        """bfloat16 autocast for the prompt forward when asked and the model computes in another dtype."""
+        import contextlib
+
+        import torch
+
+        if self.prefill_dtype == "model" or self.model.dtype == torch.bfloat16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @staticmethod
     def _drop_shared_padding(cache: Any, keep: Any) -> Any:
