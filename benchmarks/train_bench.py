@@ -9,8 +9,9 @@ Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_spe
 
 --real: the embedded default's real model (SmolLM2-135M-Instruct, imported from its GGUF file as the
 `base_model` stage does) through r1ci's SFT and GRPO paths, "before" (r1ci's earlier CPU settings: one torch
-thread, fp32, GRPO with beta 0.001 and so a reference copy of the model) against "after" (the recipe as it
-ships: every core, bf16 autocast, beta 0), each setting in its own process, alternating, in one run.
+thread, fp32, GRPO with beta 0.001 and so a reference copy of the model, rollouts with transformers'
+concatenating KV cache and fp32 prefill) against "after" (the recipe as it ships: every core, bf16 autocast,
+beta 0, r1ci's in-place KV cache, bf16 prefill), each setting in its own process, alternating, in one run.
 SFT: tokens/s over the recipe's own reference-teacher trajectories. GRPO: the recipe's GRPO settings on its
 GRPO questions, starting from the base model; per step generation / execution / optimisation, and the peak
 RSS of each process.
@@ -275,7 +276,7 @@ def real_overrides(setting: str, stage: str) -> dict:
     if setting == "after":
         return {}
     if setting == "before":
-        extra = {"grpo.beta": 0.001} if stage == "grpo" else {}
+        extra = {"grpo.beta": 0.001, "rollout.prefill_dtype": "model"} if stage == "grpo" else {}
         return {f"{stage}.bf16": False, **extra}
     raise ValueError(f"unknown setting {setting!r}; choose from {REAL_SETTINGS}")
 
@@ -366,6 +367,12 @@ def worker_real_grpo(data: Path, recipe_name: str, setting: str, steps: int) -> 
 
     recipe = load_recipe(recipe_name)
     items = [it for it in build_items(recipe.tasks) if it.pool == "grpo"]
+    if setting == "before":  # transformers' concatenating KV cache, as before r1ci's in-place one
+        from transformers import DynamicCache
+
+        from r1ci_core.rollout.backends import kv_cache
+
+        kv_cache.decode_cache = lambda config, capacity, dtype=None: DynamicCache(config=config)
     mem = _RssPeak()
     mem.start()
     out = _timed_grpo(recipe.with_overrides(real_overrides(setting, "grpo")), steps, items,
