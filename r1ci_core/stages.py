@@ -142,10 +142,7 @@ def task_corpus(ctx: StageContext) -> StageResult:
                            params={"tasks": cfg.model_dump(), "recipe": ctx.recipe.name}) as run:
         path = save_corpus(items, ctx.artifact("task_corpus"))
         counts = corpus_counts(items)
-        pools: dict[str, int] = {}
-        for per_pool in counts.values():
-            for pool, n in per_pool.items():
-                pools[pool] = pools.get(pool, 0) + n
+        pools = _pool_totals(counts)
         lineage.log_metrics({"n_items": len(items), "n_families": len(counts), **{f"n_{p}": n for p, n in pools.items()}})
         lineage.log_dict(counts, "counts.json")
         return _record(StageResult(str(path), run.info.run_id,
@@ -153,41 +150,72 @@ def task_corpus(ctx: StageContext) -> StageResult:
                                     "counts": counts, "overlaps": len(pool_overlaps(items))}), key)
 
 
+def _pool_totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """The number of questions in each pool, over all families."""
+    pools: dict[str, int] = {}
+    for per_pool in counts.values():
+        for pool, n in per_pool.items():
+            pools[pool] = pools.get(pool, 0) + n
+    return pools
+
+
 def base_model(ctx: StageContext, corpus: StageResult) -> StageResult:
-    from .chat import SYSTEM_PROMPT, system_prompt
-    from .corpus import load_corpus
-    from .models import build_tiny_model, find_gguf, import_gguf, is_gguf_ref, load_tokenizer
+    from .models import load_tokenizer
+
     mcfg = ctx.recipe.model
-    if mcfg.name_or_path == "tiny":  # built from the corpus' text
-        made_from = {"corpus": content_digest(corpus.path)}
-    elif is_gguf_ref(mcfg.name_or_path):
-        made_from = {"gguf": content_digest(find_gguf(mcfg.name_or_path))}
-    else:
-        made_from = {"checkpoint": content_digest(mcfg.name_or_path)}
-    key = _stage_key(ctx, "base_model", model=mcfg.model_dump(), seed=ctx.recipe.seed, **made_from)
+    key = _stage_key(ctx, "base_model", model=mcfg.model_dump(), seed=ctx.recipe.seed,
+                     **_base_made_from(ctx, corpus))
     if cached := _reuse(ctx, "base_model", key):
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "base_model", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id}, params={"model": mcfg.model_dump()}) as run:
-        if mcfg.name_or_path == "tiny":
-            items = load_corpus(Path(corpus.path))
-            families = ctx.families
-            texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
-            for item in items:
-                texts.append(item.question)
-                if item.family in families:
-                    texts.append(families[item.family].reference_solution(item))
-            path = build_tiny_model(ctx.artifact("base_model"), texts, mcfg.tiny, seed=ctx.recipe.seed)
-            source = "tiny"
-        elif is_gguf_ref(mcfg.name_or_path):
-            path, source = import_gguf(mcfg.name_or_path, ctx.artifact("base_model")), "gguf"
-        else:
-            path, source = mcfg.name_or_path, "external"
+        path, source = _build_base(ctx, corpus)
         tokenizer = load_tokenizer(str(path), mcfg.local_files_only)
         lineage.log_params({"base_model.path": str(path), "base_model.source": source})
         lineage.log_metric("vocab_size", len(tokenizer))
         return _record(StageResult(str(path), run.info.run_id, {"source": source, "vocab_size": len(tokenizer)}),
                        key)
+
+
+def _base_made_from(ctx: StageContext, corpus: StageResult) -> dict[str, str]:
+    """What the base model is made from, for its key: the corpus (tiny), the GGUF file or the checkpoint."""
+    from .models import find_gguf, is_gguf_ref
+
+    name = ctx.recipe.model.name_or_path
+    if name == "tiny":  # built from the corpus' text
+        return {"corpus": content_digest(corpus.path)}
+    if is_gguf_ref(name):
+        return {"gguf": content_digest(find_gguf(name))}
+    return {"checkpoint": content_digest(name)}
+
+
+def _build_base(ctx: StageContext, corpus: StageResult) -> tuple[Any, str]:
+    """The base model's path and source: a tiny model trained on the corpus' text, an imported GGUF file or
+    the recipe's checkpoint as it is."""
+    from .models import build_tiny_model, import_gguf, is_gguf_ref
+
+    mcfg = ctx.recipe.model
+    if mcfg.name_or_path == "tiny":
+        path = build_tiny_model(ctx.artifact("base_model"), _tiny_texts(ctx, corpus), mcfg.tiny, seed=ctx.recipe.seed)
+        return path, "tiny"
+    if is_gguf_ref(mcfg.name_or_path):
+        return import_gguf(mcfg.name_or_path, ctx.artifact("base_model")), "gguf"
+    return mcfg.name_or_path, "external"
+
+
+def _tiny_texts(ctx: StageContext, corpus: StageResult) -> list[str]:
+    """The tiny model's training text: the system prompts, the corpus' questions and reference solutions."""
+    from .chat import SYSTEM_PROMPT, system_prompt
+    from .corpus import load_corpus
+
+    items = load_corpus(Path(corpus.path))
+    families = ctx.families
+    texts = [system_prompt(m) for m in ("autonomous", "text_only", "code_first")] * 20 + [SYSTEM_PROMPT] * 50
+    for item in items:
+        texts.append(item.question)
+        if item.family in families:
+            texts.append(families[item.family].reference_solution(item))
+    return texts
 
 
 def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *,
@@ -197,16 +225,11 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
     `backend` (model teacher only) replaces the backend the recipe's `teacher` section would build.
     """
     from .corpus import load_corpus
-    from .io import atomic_dir
-    from .shards import run_sharded
     from .teachers import make_teacher
 
     tcfg = ctx.recipe.teacher
     items = load_corpus(Path(corpus.path), "sft")
-    rollout = ctx.recipe.rollout.model_dump()
-    if tcfg.kind == "reference":  # only the output budget shapes reference trajectories
-        rollout = {k: rollout[k] for k in ("output_chars", "output_tokens")}
-    made_from = {"teacher": tcfg.model_dump(), "rollout": rollout, "sandbox": _sandbox_limits(ctx)}
+    made_from = _teacher_made_from(ctx)
     key = _stage_key(ctx, "teacher_trajectories", items=items_digest(items), **made_from)
     if backend is None and (cached := _reuse(ctx, "teacher_trajectories", key)):
         return cached
@@ -216,49 +239,74 @@ def teacher_trajectories(ctx: StageContext, corpus: StageResult, sandbox: Any, *
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"teacher": tcfg.model_dump(), "sandbox": ctx.recipe.sandbox.model_dump(),
                                    "provenance": provenance}) as run:
-        from datasets import Dataset, load_from_disk
+        from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["sft"], Path(corpus.path), "task_corpus.sft")
-        todo, skipped = teacher.select(items)
-        if skipped:
-            log.info("teacher: skipping %d of %d questions: %s", sum(skipped.values()), len(items), dict(skipped))
-        work = ctx.artifact("teacher_trajectories.shards")
-        # shards are kept across re-runs as long as the questions to write and the settings are the same
-        fp = _fingerprint(items_digest(todo), made_from)
-        try:
-            sharded = run_sharded(todo, work, teacher.generate, shard_size=tcfg.shard_size, fingerprint=fp,
-                                  key=lambda it: it.id, desc=f"teacher ({tcfg.kind})")
-        finally:
-            teacher.close()
-        order = {it.id: i for i, it in enumerate(todo)}
-        rows = sorted(sharded.rows(), key=lambda r: (order.get(r["item_id"], len(order)),
-                                                     json.loads(r["provenance"]).get("sample", 0)))
-        if not rows:
-            raise ValueError(f"the teacher wrote no trajectory for {len(items)} questions (skipped: {dict(skipped)})")
-        ds = Dataset.from_list(rows)
+        rows, skipped, sharded = _generate_trajectories(ctx, teacher, items, made_from)
         out = ctx.artifact("teacher_trajectories")
-        with atomic_dir(out) as tmp:
-            ds.save_to_disk(str(tmp))
-        n_correct = sum(1 for s in ds["score"] if s == 1.0)
-        n_infra = sum(ds["infra_error"])
+        ds = _save_rows(rows, out)
+        counts = {"n_trajectories": len(ds), "n_correct": sum(1 for s in ds["score"] if s == 1.0),
+                  "n_infra_error": sum(ds["infra_error"]), "n_questions": len(items),
+                  "n_resumed_questions": sharded.n_resumed}
         stats = {k: v for k, v in sorted(sharded.stats.items())}
-        lineage.log_metrics({"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
-                             "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
-                             **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
+        lineage.log_metrics({**counts, **{f"skipped.{k}": v for k, v in skipped.items()}, **stats})
         lineage.log_dict({"skipped": dict(skipped), "stats": stats, "provenance": provenance}, "teacher.json")
         result = StageResult(str(out), run.info.run_id,
-                             {"n_trajectories": len(ds), "n_correct": n_correct, "n_infra_error": n_infra,
-                              "n_questions": len(items), "n_resumed_questions": sharded.n_resumed,
-                              "skipped": dict(skipped), "stats": stats, "provenance": provenance},
+                             {**counts, "skipped": dict(skipped), "stats": stats, "provenance": provenance},
                              extra={"corpus_path": corpus.path, "corpus_run_id": corpus.mlflow_run_id})
         return _record(result, key) if backend is None else result
+
+
+def _teacher_made_from(ctx: StageContext) -> dict[str, Any]:
+    """The settings the teacher's trajectories are made from (besides the questions), for the key and shards."""
+    rollout = ctx.recipe.rollout.model_dump()
+    if ctx.recipe.teacher.kind == "reference":  # only the output budget shapes reference trajectories
+        rollout = {k: rollout[k] for k in ("output_chars", "output_tokens")}
+    return {"teacher": ctx.recipe.teacher.model_dump(), "rollout": rollout, "sandbox": _sandbox_limits(ctx)}
+
+
+def _generate_trajectories(ctx: StageContext, teacher: Any, items: list[Any],
+                           made_from: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Run the teacher on the questions it takes, in resumable shards (closing it after); return the rows in
+    question order, what it skipped and the sharded run."""
+    from .shards import run_sharded
+
+    tcfg = ctx.recipe.teacher
+    todo, skipped = teacher.select(items)
+    if skipped:
+        log.info("teacher: skipping %d of %d questions: %s", sum(skipped.values()), len(items), dict(skipped))
+    work = ctx.artifact("teacher_trajectories.shards")
+    # shards are kept across re-runs as long as the questions to write and the settings are the same
+    fp = _fingerprint(items_digest(todo), made_from)
+    try:
+        sharded = run_sharded(todo, work, teacher.generate, shard_size=tcfg.shard_size, fingerprint=fp,
+                              key=lambda it: it.id, desc=f"teacher ({tcfg.kind})")
+    finally:
+        teacher.close()
+    order = {it.id: i for i, it in enumerate(todo)}
+    rows = sorted(sharded.rows(), key=lambda r: (order.get(r["item_id"], len(order)),
+                                                 json.loads(r["provenance"]).get("sample", 0)))
+    if not rows:
+        raise ValueError(f"the teacher wrote no trajectory for {len(items)} questions (skipped: {dict(skipped)})")
+    return rows, skipped, sharded
+
+
+def _save_rows(rows: list[dict[str, Any]], out: Path) -> Any:
+    """Write `rows` as a datasets folder at `out`, atomically; return the dataset."""
+    from datasets import Dataset
+
+    from .io import atomic_dir
+
+    ds = Dataset.from_list(rows)
+    with atomic_dir(out) as tmp:
+        ds.save_to_disk(str(tmp))
+    return ds
 
 
 def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> StageResult:
     """Filter the teacher's trajectories (see `filtering.filter_trajectories`), decontaminated against the
     corpus' test pools (the corpus the teacher read, else this recipe's `task_corpus` artifact)."""
-    from .filtering import REASONS, filter_trajectories
-    from .io import atomic_dir
+    from .filtering import filter_trajectories
     from .models import load_tokenizer
     from .trajectory import Trajectory
 
@@ -274,42 +322,52 @@ def sft_dataset(ctx: StageContext, teacher: StageResult, base: StageResult) -> S
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "sft_dataset", dagster_run_id=ctx.dagster_run_id,
                            upstream=upstream, params={"filter": fcfg.model_dump()}) as run:
-        from datasets import Dataset, concatenate_datasets, load_from_disk
+        from datasets import load_from_disk
 
         source = load_from_disk(teacher.path)
         lineage.log_dataset(source, Path(teacher.path), "teacher_trajectories")
-        test_questions: list[str] = []
-        if fcfg.decontaminate:
-            if not corpus_path.exists():
-                raise FileNotFoundError(f"decontamination needs the task corpus at {corpus_path}; materialise "
-                                        "task_corpus or set filter.decontaminate: false")
-            dd = load_from_disk(str(corpus_path))
-            test = concatenate_datasets([dd[p] for p in ("test_seen", "test_unseen") if p in dd])
-            lineage.log_dataset(test, corpus_path, "task_corpus.test")
-            test_questions = list(test["question"])
+        test_questions = _test_questions(corpus_path) if fcfg.decontaminate else []
         trajs = [Trajectory.from_row(r) for r in source]
         tokenizer = load_tokenizer(base.path, ctx.recipe.model.local_files_only)
         kept, dropped = filter_trajectories(trajs, fcfg, tokenizer, test_questions=test_questions)
         if not kept:
             raise ValueError(f"the SFT filter kept no trajectory of {len(trajs)} (dropped: {dropped}); "
                              "check the teacher's scores and the recipe's filter limits")
-        ds = Dataset.from_list([t.to_row() for t in kept])
         out = ctx.artifact("sft_dataset")
-        with atomic_dir(out) as tmp:
-            ds.save_to_disk(str(tmp))
-        dropped = {r: dropped.get(r, 0) for r in REASONS}
-        n_code = sum(1 for t in kept if t.n_code_calls > 0)
-        per_family: dict[str, int] = {}
-        for t in kept:
-            per_family[t.family] = per_family.get(t.family, 0) + 1
-        lineage.log_metrics({"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
-                             "n_kept_text_only": len(kept) - n_code, **{f"dropped.{k}": v for k, v in dropped.items()}})
+        ds = _save_rows([t.to_row() for t in kept], out)
+        counts, dropped, per_family = _filter_figures(trajs, kept, dropped)
+        lineage.log_metrics({**counts, **{f"dropped.{k}": v for k, v in dropped.items()}})
         lineage.log_dict({"dropped": dropped, "kept_per_family": per_family}, "filter.json")
         lineage.log_dataset(ds, out, "sft_dataset", context="output")
         return _record(StageResult(str(out), run.info.run_id,
-                                   {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code,
-                                    "n_kept_text_only": len(kept) - n_code, "dropped": dropped,
-                                    "kept_per_family": per_family}), key)
+                                   {**counts, "dropped": dropped, "kept_per_family": per_family}), key)
+
+
+def _test_questions(corpus_path: Path) -> list[str]:
+    """The questions of the corpus' test pools, which the SFT data must not contain (logged as an input)."""
+    from datasets import concatenate_datasets, load_from_disk
+
+    if not corpus_path.exists():
+        raise FileNotFoundError(f"decontamination needs the task corpus at {corpus_path}; materialise "
+                                "task_corpus or set filter.decontaminate: false")
+    dd = load_from_disk(str(corpus_path))
+    test = concatenate_datasets([dd[p] for p in ("test_seen", "test_unseen") if p in dd])
+    lineage.log_dataset(test, corpus_path, "task_corpus.test")
+    return list(test["question"])
+
+
+def _filter_figures(trajs: list[Any], kept: list[Any],
+                    dropped: dict[str, int]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The filter's counts (input, kept, kept with and without code), its drops per reason (every reason
+    named) and the kept trajectories per family."""
+    from .filtering import REASONS
+
+    n_code = sum(1 for t in kept if t.n_code_calls > 0)
+    per_family: dict[str, int] = {}
+    for t in kept:
+        per_family[t.family] = per_family.get(t.family, 0) + 1
+    counts = {"n_input": len(trajs), "n_kept": len(kept), "n_kept_code": n_code, "n_kept_text_only": len(kept) - n_code}
+    return counts, {r: dropped.get(r, 0) for r in REASONS}, per_family
 
 
 def sft_checkpoint(ctx: StageContext, dataset: StageResult, base: StageResult) -> StageResult:
@@ -342,8 +400,6 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
     on GRPO-pool questions), for the GRPO curriculum. Cached: the same checkpoint, questions and settings
     reuse the stored measurement. With `curriculum.enabled: false` nothing is measured."""
     from .corpus import load_corpus
-    from .curriculum import measure_difficulty, stage_schedule
-    from .digest import checkpoint_fingerprint
     from .io import atomic_write_text
 
     cfg = ctx.recipe.curriculum
@@ -358,37 +414,54 @@ def task_difficulty(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                            upstream={"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id},
                            params={"curriculum": cfg.model_dump()}) as run:
         out = ctx.artifact("task_difficulty.json")
-        fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
-                          ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.trl.get("temperature"), ctx.recipe.seed)
-        cached = json.loads(out.read_text()) if out.is_file() else None
-        if not cfg.enabled:
-            data = {"enabled": False, "fingerprint": fp, "families": {}}
-        elif cached and cached.get("fingerprint") == fp:
-            data = cached
-            lineage.set_tag("r1ci.cached", "true")
-        else:
-            data = {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox,
-                                                                        families=ctx.families)}
+        data, reused = _difficulty_data(ctx, items, sft, sandbox, out)
         atomic_write_text(out, json.dumps(data, indent=1, sort_keys=True))
         lineage.log_dict(data, "task_difficulty.json")
-        meta: dict[str, Any] = {"enabled": data["enabled"], "cached": data is cached}
+        meta: dict[str, Any] = {"enabled": data["enabled"], "cached": reused}
         if data["families"]:
-            fams = data["families"]
-            lineage.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
-                                 **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
-            stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
-                                    int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
-                                    cfg.stage_steps, cumulative=cfg.cumulative)
-            meta.update({"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
-                         "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
-                         "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)})
+            meta.update(_difficulty_figures(ctx, data))
         return _record(StageResult(str(out), run.info.run_id, meta), key)
+
+
+def _difficulty_data(ctx: StageContext, items: list[Any], sft: StageResult, sandbox: Any,
+                     out: Path) -> tuple[dict[str, Any], bool]:
+    """The difficulty measurement: none when the curriculum is off, the one stored at `out` when it was made
+    from the same checkpoint, questions and settings (tagging the run ``r1ci.cached``), else measured now;
+    and whether it was the stored one."""
+    from .curriculum import measure_difficulty
+    from .digest import checkpoint_fingerprint
+
+    cfg = ctx.recipe.curriculum
+    fp = _fingerprint(checkpoint_fingerprint(sft.path), sorted(it.id for it in items), cfg.model_dump(),
+                      ctx.recipe.rollout.model_dump(), ctx.recipe.grpo.trl.get("temperature"), ctx.recipe.seed)
+    stored = json.loads(out.read_text()) if out.is_file() else None
+    if not cfg.enabled:
+        return {"enabled": False, "fingerprint": fp, "families": {}}, False
+    if stored and stored.get("fingerprint") == fp:
+        lineage.set_tag("r1ci.cached", "true")
+        return stored, True
+    return {"enabled": True, "fingerprint": fp, **measure_difficulty(ctx.recipe, items, sft.path, sandbox,
+                                                                    families=ctx.families)}, False
+
+
+def _difficulty_figures(ctx: StageContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Log each family's pass rate and potential; return them (rounded) with the curriculum's stages."""
+    from .curriculum import stage_schedule
+
+    cfg, fams = ctx.recipe.curriculum, data["families"]
+    lineage.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
+                         **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
+    stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
+                            int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
+                            cfg.stage_steps, cumulative=cfg.cumulative)
+    return {"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
+            "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
+            "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)}
 
 
 def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sandbox: Any,
                     difficulty: StageResult | None = None) -> StageResult:
     from .corpus import load_corpus
-    from .curriculum import load_difficulty, schedule_dict, stage_schedule
     from .grpo import train_grpo
 
     ccfg = ctx.recipe.curriculum
@@ -409,45 +482,66 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         from datasets import load_from_disk
 
         lineage.log_dataset(load_from_disk(corpus.path)["grpo"], Path(corpus.path), "task_corpus.grpo")
-        stages, baseline = None, None
-        if ccfg.enabled:
-            if difficulty is None or not Path(difficulty.path).is_file():
-                raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
-            measured = load_difficulty(difficulty.path)
-            baseline = {f: d.pass_rate for f, d in measured.items()}
-            stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
-                                    ccfg.stage_steps, cumulative=ccfg.cumulative)
-            lineage.log_dict({"stages": schedule_dict(stages),
-                              "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
-            lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps"
-                                for s in stages})
+        stages, baseline = _curriculum_stages(ctx, difficulty) if ccfg.enabled else (None, None)
         out = ctx.artifact("grpo_checkpoint")
         figures = train_grpo(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), sft.path, out,
                              ctx.artifact("grpo_checkpoint.work"), sandbox, stages=stages, baseline=baseline,
                              families=ctx.families, rewards=ctx.rewards)
         lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
-        lineage.log_curves({"reward": (figures["reward_steps"], figures["reward_curve"]),
-                    "correctness": (figures["reward_steps"], figures["correctness_curve"]),
-                    "correctness_gain": (figures["reward_steps"], figures["correctness_gain_curve"]),
-                    "reward per pass over the questions": (
-                        [figures["steps_per_pass"] * (i + 1) for i in range(len(figures["reward_pass_means"]))],
-                        figures["reward_pass_means"])},
-                   "reward_curve")
+        _log_reward_curves(figures)
         if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
-            from .curriculum import measure_difficulty
-
-            after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox,
-                                       families=ctx.families)
-            rates = {f: d["pass_rate"] for f, d in after["families"].items()}
-            lineage.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
-                                 "train_pass_rate_before": sum(baseline.values()) / len(baseline),
-                                 "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
+            rates = _pass_rates_after(ctx, corpus, out, sandbox, baseline)
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "grpo"))
         meta = {**figures, "model_version": version}
         if stages:
             meta["curriculum"] = [{"families": s.pool, "steps": s.steps} for s in stages]
         return _record(StageResult(str(out), run.info.run_id, meta), key)
+
+
+def _curriculum_stages(ctx: StageContext, difficulty: StageResult | None) -> tuple[list[Any], dict[str, float]]:
+    """The curriculum's stages from the measured difficulty, logged, and each family's pass rate before GRPO."""
+    from .curriculum import load_difficulty, schedule_dict, stage_schedule
+
+    ccfg = ctx.recipe.curriculum
+    if difficulty is None or not Path(difficulty.path).is_file():
+        raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
+    measured = load_difficulty(difficulty.path)
+    baseline = {f: d.pass_rate for f, d in measured.items()}
+    stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
+                            ccfg.stage_steps, cumulative=ccfg.cumulative)
+    lineage.log_dict({"stages": schedule_dict(stages),
+                      "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
+    lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps" for s in stages})
+    return stages, baseline
+
+
+def _log_reward_curves(figures: dict[str, Any]) -> None:
+    """GRPO's reward, correctness and correctness-gain curves per step, and the mean reward per pass."""
+    steps = figures["reward_steps"]
+    lineage.log_curves({"reward": (steps, figures["reward_curve"]),
+                        "correctness": (steps, figures["correctness_curve"]),
+                        "correctness_gain": (steps, figures["correctness_gain_curve"]),
+                        "reward per pass over the questions": (
+                            [figures["steps_per_pass"] * (i + 1) for i in range(len(figures["reward_pass_means"]))],
+                            figures["reward_pass_means"])},
+                       "reward_curve")
+
+
+def _pass_rates_after(ctx: StageContext, corpus: StageResult, out: Path, sandbox: Any,
+                      baseline: dict[str, float]) -> dict[str, float]:
+    """Each family's pass rate under the GRPO model (measured as task_difficulty measured the SFT model's),
+    logged beside the mean rates before and after."""
+    from .corpus import load_corpus
+    from .curriculum import measure_difficulty
+
+    after = measure_difficulty(ctx.recipe, load_corpus(Path(corpus.path), "grpo"), str(out), sandbox,
+                               families=ctx.families)
+    rates = {f: d["pass_rate"] for f, d in after["families"].items()}
+    lineage.log_metrics({**{f"pass_rate_after.{f}": r for f, r in rates.items()},
+                         "train_pass_rate_before": sum(baseline.values()) / len(baseline),
+                         "train_pass_rate_after": sum(rates.values()) / max(1, len(rates))})
+    return rates
 
 
 CHECKPOINT_ASSETS = {"base": "base_model", "sft": "sft_checkpoint", "grpo": "grpo_checkpoint"}  # eval name -> asset
@@ -490,6 +584,7 @@ def eval_report(ctx: StageContext, corpus: StageResult, checkpoints: dict[str, S
         return _record(StageResult(str(report["report_path"]), run.info.run_id, report), key, artifact=report_dir)
 
 
+
 def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, version: str = "",
                        questions: str = "held_out", fresh_seed: int = 0, force: bool = False) -> StageResult:
     """Evaluate registered versions of this recipe's models and attach the figures to each version.
@@ -501,70 +596,96 @@ def model_version_eval(ctx: StageContext, corpus: StageResult, sandbox: Any, *, 
     `fresh_seed`, none from the corpus; tagged ``r1ci.recheck.*``). Stored evaluations of the same content
     are reused unless `force`. The report shows the latest held-out evaluation of every version.
     """
-    from . import store, versions
-    from .corpus import fresh_items, load_corpus
-    from .evaluation import (
-        env_forced,
-        items_fingerprint,
-        latest_version_runs,
-        run_evaluation,
-        version_figures,
-    )
+    from . import versions
+    from .evaluation import env_forced, items_fingerprint
 
     if questions not in ("held_out", "fresh"):
         raise ValueError(f"model_version_eval: questions must be 'held_out' or 'fresh', not {questions!r}")
     ecfg, names = ctx.recipe.eval, versions.recipe_model_names(ctx.recipe.name)
     lineage.setup(ctx.recipe.mlflow)  # the registry is read for the key before the stage's run points MLflow there
-    corpus_items = load_corpus(Path(corpus.path))
-    items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
-    items = [it for it in items if it.pool in ecfg.pools]
+    items = _version_eval_items(ctx, corpus, questions, fresh_seed)
     items_fp = items_fingerprint(items)
-
-    def key() -> str:  # the registered versions' state too: a new or newly evaluated version changes it
-        return _stage_key(ctx, "model_version_eval", version=version, questions=questions, fresh_seed=fresh_seed,
-                          eval=ecfg.model_dump(), rollout=ctx.recipe.rollout.model_dump(), seed=ctx.recipe.seed,
-                          sandbox=_sandbox_limits(ctx), items=items_fp, versions=_versions_state(names))
-
-    if not (force or env_forced()) and (cached := _reuse(ctx, "model_version_eval", key(), valid=_runs_stored(ctx),
+    spec = {"version": version, "questions": questions, "fresh_seed": fresh_seed}
+    if not (force or env_forced()) and (cached := _reuse(ctx, "model_version_eval",
+                                                         _version_eval_key(ctx, names, items_fp, **spec),
+                                                         valid=_runs_stored(ctx),
                                                          artifact=ctx.artifact("model_version_eval"))):
         return cached
     with lineage.asset_run(ctx.recipe.mlflow, "model_version_eval", dagster_run_id=ctx.dagster_run_id,
                            upstream={"task_corpus": corpus.mlflow_run_id},
                            params={"version": version or "(candidates)", "questions": questions,
                                    "fresh_seed": fresh_seed, "eval": ecfg.model_dump()}) as run:
-        if version:
-            targets = [versions.resolve(_version_uri(version, ctx.recipe.name))]
-        else:
-            targets = _unevaluated_candidates(names, items_fp)
+        targets = ([versions.resolve(_version_uri(version, ctx.recipe.name))] if version
+                   else _unevaluated_candidates(names, items_fp))
         suffix = "" if questions == "held_out" else f"@fresh-{fresh_seed}"
         keys = {t.key: f"{t.key}{suffix}" for t in targets}
         lineage.set_tag("r1ci.model_versions", ",".join(keys))
-        others = latest_version_runs(store.db_path(ctx.root), names, [it.id for it in items], ecfg.modes,
-                                     exclude=list(keys)) if questions == "held_out" else []
-        if not targets and not others:
-            raise ValueError(f"no registered version of {' / '.join(names)} to evaluate: materialise "
-                             "sft_checkpoint (or grpo_checkpoint) first")
-        result = run_evaluation(ctx, items, {label: f"models:/{key}" for key, label in keys.items()}, sandbox,
-                                families=ctx.families,
-                                mlflow_run_id=run.info.run_id, force=force, recipe_entries=False,
-                                out_dir=ctx.artifact("model_version_eval"), reward_curve=[],
-                                extra_report_run_ids=others, version_labels=True,
-                                title=f"r1ci model versions — recipe {ctx.recipe.name}")
-        figures = version_figures(result["db_path"], {rid: key for key, label in keys.items()
-                                                      for rid in result["checkpoint_run_ids"].get(label, [])})
-        prefix = versions.EVAL_PREFIX if questions == "held_out" else versions.RECHECK_PREFIX
-        champions: dict[str, str | None] = {}
-        for t in targets:
-            extra = {"seed": fresh_seed} if questions == "fresh" else {}
-            versions.record_evaluation(t.key, {**figures.get(t.key, {}), **extra}, items_fp, prefix=prefix)
-            if questions == "held_out":
-                champions[t.name] = versions.update_champion(
-                    t.name, items_fp, f"{versions.EVAL_PREFIX}{ecfg.modes[0]}.accuracy")
+        result, figures = _evaluate_versions(ctx, items, keys, names, questions, sandbox, run.info.run_id, force)
+        champions = _record_version_figures(ctx, targets, figures, items_fp, questions, fresh_seed)
         out = StageResult(result["report_path"], run.info.run_id,
                           {**result, "model_versions": list(keys), "questions": questions, "n_questions": len(items),
                            "version_figures": figures, "champions": champions})
         # keyed on the state it leaves: re-run with nothing new registered, it is reused
-        return _record(out, key(), artifact=ctx.artifact("model_version_eval"))
+        return _record(out, _version_eval_key(ctx, names, items_fp, **spec), artifact=ctx.artifact("model_version_eval"))
+
+
+def _version_eval_items(ctx: StageContext, corpus: StageResult, questions: str, fresh_seed: int) -> list[Any]:
+    """The questions of ``eval.pools``: the corpus' own (``held_out``) or fresh ones drawn with `fresh_seed`."""
+    from .corpus import fresh_items, load_corpus
+
+    corpus_items = load_corpus(Path(corpus.path))
+    items = corpus_items if questions == "held_out" else fresh_items(ctx.recipe.tasks, corpus_items, fresh_seed)
+    return [it for it in items if it.pool in ctx.recipe.eval.pools]
+
+
+def _version_eval_key(ctx: StageContext, names: list[str], items_fp: str, *, version: str, questions: str,
+                      fresh_seed: int) -> str:
+    """model_version_eval's key: the registered versions' state too, so a new or newly evaluated version
+    changes it."""
+    return _stage_key(ctx, "model_version_eval", version=version, questions=questions, fresh_seed=fresh_seed,
+                      eval=ctx.recipe.eval.model_dump(), rollout=ctx.recipe.rollout.model_dump(), seed=ctx.recipe.seed,
+                      sandbox=_sandbox_limits(ctx), items=items_fp, versions=_versions_state(names))
+
+
+def _evaluate_versions(ctx: StageContext, items: list[Any], keys: dict[str, str], names: list[str], questions: str,
+                       sandbox: Any, mlflow_run_id: str, force: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate the versions `keys` (version key -> label) and write the report, which also shows every other
+    version's latest held-out evaluation; return the evaluation's result and each version's figures."""
+    from . import store
+    from .evaluation import latest_version_runs, run_evaluation, version_figures
+
+    ecfg = ctx.recipe.eval
+    others = latest_version_runs(store.db_path(ctx.root), names, [it.id for it in items], ecfg.modes,
+                                 exclude=list(keys)) if questions == "held_out" else []
+    if not keys and not others:
+        raise ValueError(f"no registered version of {' / '.join(names)} to evaluate: materialise "
+                         "sft_checkpoint (or grpo_checkpoint) first")
+    result = run_evaluation(ctx, items, {label: f"models:/{key}" for key, label in keys.items()}, sandbox,
+                            families=ctx.families,
+                            mlflow_run_id=mlflow_run_id, force=force, recipe_entries=False,
+                            out_dir=ctx.artifact("model_version_eval"), reward_curve=[],
+                            extra_report_run_ids=others, version_labels=True,
+                            title=f"r1ci model versions — recipe {ctx.recipe.name}")
+    figures = version_figures(result["db_path"], {rid: key for key, label in keys.items()
+                                                  for rid in result["checkpoint_run_ids"].get(label, [])})
+    return result, figures
+
+
+def _record_version_figures(ctx: StageContext, targets: list[Any], figures: dict[str, Any], items_fp: str,
+                            questions: str, fresh_seed: int) -> dict[str, str | None]:
+    """Attach each evaluated version's figures to it in the registry; after a held-out evaluation move each
+    name's ``champion`` to its best version on the headline mode. Returns the champions."""
+    from . import versions
+
+    prefix = versions.EVAL_PREFIX if questions == "held_out" else versions.RECHECK_PREFIX
+    champions: dict[str, str | None] = {}
+    for t in targets:
+        extra = {"seed": fresh_seed} if questions == "fresh" else {}
+        versions.record_evaluation(t.key, {**figures.get(t.key, {}), **extra}, items_fp, prefix=prefix)
+        if questions == "held_out":
+            champions[t.name] = versions.update_champion(
+                t.name, items_fp, f"{versions.EVAL_PREFIX}{ctx.recipe.eval.modes[0]}.accuracy")
+    return champions
 
 
 def _versions_state(names: list[str]) -> dict[str, list[Any]]:
