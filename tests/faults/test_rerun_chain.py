@@ -1,11 +1,17 @@
-"""Whole-chain re-runs through the real Dagster CLI: `dagster asset materialize --select '*'` SIGKILLed mid-teacher,
-mid-SFT and mid-GRPO, each time re-run as the user would (the whole chain again), then re-run with nothing
+"""Whole-chain re-runs through the real Dagster CLI, as a user runs them: `dagster asset materialize --select '*'`
+SIGKILLed while SFT writes its checkpoints, the whole chain run again to the end, then once more with nothing
 changed.
 
-Checked after each re-run: every stage finished before the kill is reused (no new MLflow run, same artifact
-files with the same mtimes), the killed stage resumes from what it finished (teacher shards untouched and
-counted as resumed, trainer resumed from its checkpoint-N); and the final no-change re-run starts no MLflow
-run, registers no model version, rewrites no artifact file and stores no evaluation.
+Checked after the re-run: every stage finished before the kill is reused (no new MLflow run, same artifact
+files with the same mtimes), SFT resumes from its checkpoint-N, GRPO and the evaluations run, and one model
+version is registered per trained checkpoint. Checked after the no-change re-run: it starts no MLflow run,
+registers no model version, rewrites no artifact file, stores no evaluation and reports every asset reused.
+
+Kills in the other stages are covered one asset at a time in test_kill_resume.py (so this chain is run three
+times, not five): the teacher killed while writing its shards, resuming from them (finished shards counted in
+``n_resumed_questions``), by `test_teacher_trajectories_killed_midway_resumes_to_the_same_dataset`; GRPO killed
+mid-training, resuming from its checkpoint-N, by `test_training_killed_midway_resumes_from_its_last_checkpoint`
+(``grpo_checkpoint``).
 """
 
 from __future__ import annotations
@@ -79,53 +85,31 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
     art = Path(env["R1CI_DATA_DIR"]) / "faults"
     rng = random.Random(f"{seed}:chain")
 
-    # 1. killed while the teacher writes its shards
-    shards = art / "teacher_trajectories.shards"
-    kill_midway(user_env, "*", lambda: len(list(shards.glob("shard-*.parquet"))), total=10, margin=2, rng=rng,
-                log=root / "kill_teacher.log", timeout=600)
-    from r1ci_core.shards import read_shard_meta
-
-    shard_mtimes = _mtimes(shards)
-    done = {k for p in shards.glob("shard-*.parquet") for k in read_shard_meta(p)["keys"]}
-    assert done and not (art / "teacher_trajectories").exists()
-    corpus_runs = _finished(env, "task_corpus")
-    assert len(corpus_runs) == 1
-
-    # 2. the whole chain again, killed mid-SFT: the corpus is reused, the teacher resumes from its shards
-    before, mtimes = _all_finished(env), {"task_corpus": _mtimes(art / "task_corpus")}
+    # 1. killed while SFT writes its checkpoints (the corpus, base model, teacher and SFT dataset are done)
     sft_work = art / "sft_checkpoint.work"
     kill_midway(user_env, "*", lambda: _last_step(sft_work), total=10, rng=rng, log=root / "kill_sft.log", timeout=600)
-    _check_reused(env, art, before, mtimes, ("task_corpus",))
-    teacher = _last_finished(env, "teacher_trajectories")
-    assert teacher.data.metrics["n_resumed_questions"] == len(done), "the finished shards were not reused"
-    finished = {k: v for k, v in shard_mtimes.items() if k.startswith("shard-")}  # (the manifest is rewritten)
-    assert {k: v for k, v in _mtimes(shards).items() if k in finished} == finished, "a shard was rewritten"
+    assert len(_finished(env, "task_corpus")) == 1
     sft_step = _last_step(sft_work)
     assert 1 <= sft_step and not (art / "sft_checkpoint").exists()
+    assert not _finished(env, "sft_checkpoint") and not (art / "grpo_checkpoint").exists()
 
-    # 3. again, killed mid-GRPO: everything up to the SFT dataset is reused, SFT resumes from checkpoint-N
+    # 2. the whole chain again, to the end: everything before SFT is reused, SFT resumes from checkpoint-N,
+    # GRPO and the evaluations run
     before = _all_finished(env)
     mtimes = {a: _mtimes(art / a) for a in ("task_corpus", "base_model", "teacher_trajectories", "sft_dataset")}
-    grpo_work = art / "grpo_checkpoint.work"
-    kill_midway(user_env, "*", lambda: _last_step(grpo_work), total=5, rng=rng, log=root / "kill_grpo.log", timeout=600)
+    materialize(user_env, "*", in_process=False)
     _check_reused(env, art, before, mtimes, tuple(mtimes))
     sft = _last_finished(env, "sft_checkpoint")
     assert sft.data.metrics["resumed_from_step"] >= 1, "SFT started over instead of resuming"
     assert sft.data.metrics["steps"] == 10
-    assert not (art / "grpo_checkpoint").exists()
-
-    # 4. again, to the end: GRPO resumes, SFT is reused (and registered once)
-    before = _all_finished(env)
-    mtimes = {a: _mtimes(art / a) for a in ASSETS[:5]}
-    materialize(user_env, "*", in_process=False)
-    _check_reused(env, art, before, mtimes, ASSETS[:5])
     grpo = _last_finished(env, "grpo_checkpoint")
-    assert grpo.data.metrics["resumed_from_step"] >= 1, "GRPO started over instead of resuming"
     assert grpo.data.metrics["steps"] == 5
+    for asset in ("grpo_checkpoint", "eval_report", "model_version_eval"):
+        assert len(_finished(env, asset)) == 1, f"{asset} did not run once"
     versions = _versions(env)
     assert len(versions) == 2, f"one version per trained checkpoint expected, got {versions}"
 
-    # 5. nothing changed: nothing runs, nothing is registered, rewritten or stored
+    # 3. nothing changed: nothing runs, nothing is registered, rewritten or stored
     before, mtimes = _all_finished(env), {a: _mtimes(art / a) for a in ASSETS}
     db = Path(env["R1CI_DATA_DIR"]) / "r1ci.duckdb"
     n_eval = _eval_runs(db)
