@@ -1,4 +1,5 @@
-"""A reduced recipe and an isolated environment (data root, DAGSTER_HOME, MLflow store) per test module."""
+"""A reduced recipe, and the whole chain materialised on it once per session in an isolated environment (data
+root, DAGSTER_HOME, MLflow store): test_pipeline_e2e.py and test_dagster_ui.py both read that one run."""
 
 from __future__ import annotations
 
@@ -30,21 +31,34 @@ eval: {checkpoints: [base, sft, grpo], modes: [autonomous], pools: [test_seen, t
 """
 
 
-@pytest.fixture(scope="module")
-def pipeline_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("pipeline")
+# GRPO on a curriculum (task_difficulty measured, stages scheduled): the UI tests read its figures; the rest of
+# the chain (corpus, evaluations) is the same as without it.
+CURRICULUM = "curriculum: {enabled: true, samples_per_family: 2, questions_per_family: 2, n_stages: 2}\n"
+
+
+@pytest.fixture(scope="session")
+def whole_chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`dagster asset materialize --select '*'` run once for real on REDUCED_RECIPE + CURRICULUM.
+
+    Gives the environment and the id of that Dagster run (recorded before any test adds runs of its own).
+    Tests that add runs to the stores (a forced re-materialisation, an extra MLflow run) must not change what
+    the others read: they run last in their module, or work on a copy.
+    """
+    import dagster as dg
+
+    root = tmp_path_factory.mktemp("chain")
     recipe = root / "reduced.yaml"
-    recipe.write_text(REDUCED_RECIPE)
-    (root / "dagster_home").mkdir()
-    env = dict(os.environ)
-    env.update({
-        "R1CI_RECIPE": str(recipe),
-        "R1CI_DATA_DIR": str(root / "data"),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
-    })
-    (root / "data").mkdir()
-    return env
+    recipe.write_text(REDUCED_RECIPE + CURRICULUM)
+    for sub in ("data", "dagster_home"):
+        (root / sub).mkdir()
+    env = {**os.environ, "R1CI_RECIPE": str(recipe), "R1CI_DATA_DIR": str(root / "data"),
+           "DAGSTER_HOME": str(root / "dagster_home"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
+           "R1CI_MLFLOW_UI_URL": "http://mlflow.test"}
+    out = materialize(env, "*")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    (run,) = dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
+    return {"env": env, "run_id": run.run_id, "root": root}
 
 
 def materialize(env: dict[str, str], select: str, timeout: int = 900) -> subprocess.CompletedProcess:

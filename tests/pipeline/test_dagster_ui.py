@@ -4,39 +4,27 @@ core log lines on the run page, plottable numeric metadata, MLflow links, inline
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from .conftest import REDUCED_RECIPE, materialize
-
-CURRICULUM = "curriculum: {enabled: true, samples_per_family: 2, questions_per_family: 2, n_stages: 2}\n"
 ASSETS = ["task_corpus", "base_model", "teacher_trajectories", "sft_dataset", "sft_checkpoint",
           "task_difficulty", "grpo_checkpoint", "eval_report", "model_version_eval"]
 
 
 @pytest.fixture(scope="module")
-def ui_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def ui_run(whole_chain: dict) -> dict:
+    """What Dagster recorded of the session's whole-chain run (conftest.py): its materialisations by asset."""
     import dagster as dg
 
-    root = tmp_path_factory.mktemp("ui")
-    (root / "reduced.yaml").write_text(REDUCED_RECIPE + CURRICULUM)
-    for sub in ("data", "dagster_home"):
-        (root / sub).mkdir()
-    env = {**os.environ, "R1CI_RECIPE": str(root / "reduced.yaml"), "R1CI_DATA_DIR": str(root / "data"),
-           "DAGSTER_HOME": str(root / "dagster_home"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}", "R1CI_MLFLOW_UI_URL": "http://mlflow.test"}
-    out = materialize(env, "*")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    env, run_id = whole_chain["env"], whole_chain["run_id"]
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    (run,) = instance.get_runs()
     materialized = {}
-    for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         mat = record.event_log_entry.dagster_event.event_specific_data.materialization
         materialized[mat.asset_key.to_user_string()] = mat
-    return {"env": env, "instance": instance, "run_id": run.run_id, "mat": materialized, "root": root}
+    return {"env": env, "instance": instance, "run_id": run_id, "mat": materialized, "root": whole_chain["root"]}
 
 
 def _floats(metadata: dict, prefix: str) -> dict[str, float]:
@@ -124,14 +112,20 @@ def test_core_info_lines_reach_the_run_page(ui_run: dict) -> None:
     assert len(core["sft_checkpoint"]) == len(set(core["sft_checkpoint"]))
 
 
-def test_reward_curve_is_the_evaluated_grpo_runs(ui_run: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reward_curve_is_the_evaluated_grpo_runs(ui_run: dict, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Another GRPO run logged later (another recipe) does not replace the evaluated model's curve."""
+    import shutil
+
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from r1ci_core.evaluation import grpo_reward_curve
 
-    uri = ui_run["env"]["MLFLOW_TRACKING_URI"]
+    # on a copy of the chain's MLflow store (the curves are in it): the other run stays out of the shared one,
+    # which test_pipeline_e2e.py counts runs in
+    shutil.copy2(Path(ui_run["env"]["R1CI_DATA_DIR"]) / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     # an earlier test in this process may have set a tracking URI, which outranks the environment
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)

@@ -1,4 +1,5 @@
-"""The whole chain, materialised for real by Dagster on a reduced recipe, then one asset alone."""
+"""The whole chain, materialised for real by Dagster on a reduced recipe (the session's run, conftest.py), then one
+asset alone."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ UPSTREAM = {"teacher_trajectories": ["task_corpus"], "sft_dataset": ["teacher_tr
 
 
 @pytest.fixture(scope="module")
-def full_run(pipeline_env: dict[str, str]) -> dict[str, str]:
-    out = materialize(pipeline_env, "*")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-    return pipeline_env
+def full_run(whole_chain: dict) -> dict[str, str]:
+    """The environment of the session's whole-chain run (conftest.py)."""
+    return whole_chain["env"]
 
 
 def _mlflow(env: dict[str, str]):
@@ -96,9 +96,28 @@ def test_report_names_each_checkpoint_accuracy(full_run: dict[str, str]) -> None
         assert re.search(rf"\| {ckpt} \| autonomous \|.*\d+\.\d", report), ckpt
 
 
+def test_whole_chain_evaluates_and_tags_each_new_version(full_run: dict[str, str]) -> None:
+    """'*' includes model_version_eval: each new candidate version is tagged with its figures, reusing the
+    evaluations eval_report stored for the same weights (no new rollouts), and becomes the champion."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(full_run["DAGSTER_HOME"])
+    meta = instance.get_latest_materialization_event(dg.AssetKey("model_version_eval")).asset_materialization.metadata
+    assert sorted(meta["model_versions"].value) == ["r1ci-reduced-grpo/1", "r1ci-reduced-sft/1"]
+    assert meta["new_run_ids"].value == [] and len(meta["reused_run_ids"].value) == 2
+    client = _mlflow(full_run)
+    for name in ("r1ci-reduced-sft", "r1ci-reduced-grpo"):
+        tags = client.get_model_version(name, "1").tags
+        assert int(tags["r1ci.eval.autonomous.n"]) == 9
+        assert str(client.get_registered_model(name).aliases["champion"]) == "1"
+
+
 def test_grpo_checkpoint_rematerialises_alone(full_run: dict[str, str]) -> None:
     """Alone with nothing changed it reuses the finished run; forced ($R1CI_FORCE) it trains a new one
-    on the same SFT run."""
+    on the same SFT run.
+
+    Last in this module: it adds a Dagster run, an MLflow run and a model version to the shared chain's stores,
+    which the tests above count (test_dagster_ui.py reads the chain's own Dagster run only)."""
     client = _mlflow(full_run)
     experiment = client.get_experiment_by_name("r1ci")
 
@@ -118,19 +137,3 @@ def test_grpo_checkpoint_rematerialises_alone(full_run: dict[str, str]) -> None:
                                  filter_string="tags.`dagster.asset_key` = 'sft_checkpoint'")[0].info.run_id
     assert all(r.data.tags["r1ci.upstream.sft_checkpoint"] == sft_run for r in grpo)
     assert len(client.search_model_versions("name='r1ci-reduced-grpo'")) == 2
-
-
-def test_whole_chain_evaluates_and_tags_each_new_version(full_run: dict[str, str]) -> None:
-    """'*' includes model_version_eval: each new candidate version is tagged with its figures, reusing the
-    evaluations eval_report stored for the same weights (no new rollouts), and becomes the champion."""
-    import dagster as dg
-
-    instance = dg.DagsterInstance.from_config(full_run["DAGSTER_HOME"])
-    meta = instance.get_latest_materialization_event(dg.AssetKey("model_version_eval")).asset_materialization.metadata
-    assert sorted(meta["model_versions"].value) == ["r1ci-reduced-grpo/1", "r1ci-reduced-sft/1"]
-    assert meta["new_run_ids"].value == [] and len(meta["reused_run_ids"].value) == 2
-    client = _mlflow(full_run)
-    for name in ("r1ci-reduced-sft", "r1ci-reduced-grpo"):
-        tags = client.get_model_version(name, "1").tags
-        assert int(tags["r1ci.eval.autonomous.n"]) == 9
-        assert str(client.get_registered_model(name).aliases["champion"]) == "1"
