@@ -282,14 +282,14 @@ def set_tag(key: str, value: str) -> None:
 
 def active_target() -> dict[str, str] | None:
     """The active run's tracking URI and id (for a subprocess to log into it), None when no run is active."""
-    try:
-        import mlflow
-    except ImportError:
+    import mlflow
+
+    from .figures import active_run_id
+
+    run_id = active_run_id()
+    if run_id is None:
         return None
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id}
+    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run_id}
 
 
 @contextlib.contextmanager
