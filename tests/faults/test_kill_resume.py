@@ -251,7 +251,7 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(chain: dict, se
     shutil.rmtree(work)  # from scratch: the baseline's last checkpoint would make the run a no-op
     env = _forced(env, asset)  # its finished checkpoint would be reused as it is
     before = latest_metadata(env, asset)
-    kill_midway(env, asset, lambda: _last_step(work), total=steps, rng=_rng(seed, asset),
+    kill_midway(env, asset, lambda: _last_step(work), total=steps, margin=steps // 2, rng=_rng(seed, asset),
                 log=chain["root"] / f"{asset}_kill.log")
 
     # after the kill: the previous checkpoint is intact and loads

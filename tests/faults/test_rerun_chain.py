@@ -87,7 +87,10 @@ def test_killed_chain_resumes_every_stage_and_a_rerun_with_nothing_changed_does_
 
     # 1. killed while SFT writes its checkpoints (the corpus, base model, teacher and SFT dataset are done)
     sft_work = art / "sft_checkpoint.work"
-    kill_midway(user_env, "*", lambda: _last_step(sft_work), total=10, rng=rng, log=root / "kill_sft.log", timeout=600)
+    # a tiny SFT step and its checkpoint take ~60 ms: the kill aims at the first half, so that the last steps and
+    # the published artifact cannot slip in between the poll and the SIGKILL on a loaded machine
+    kill_midway(user_env, "*", lambda: _last_step(sft_work), total=10, margin=5, rng=rng,
+                log=root / "kill_sft.log", timeout=600)
     assert len(_finished(env, "task_corpus")) == 1
     sft_step = _last_step(sft_work)
     assert 1 <= sft_step and not (art / "sft_checkpoint").exists()
