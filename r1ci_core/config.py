@@ -205,6 +205,8 @@ class CurriculumConfig(_Section):
     n_stages: PositiveInt = Field(default=4, description="stages, high potential first (paper: 4)")
     stage_steps: list[PositiveInt] = Field(default_factory=list)
     cumulative: bool = Field(default=True, description="stage k samples the families of stages 1..k (paper)")
+    exclude_settled: bool = Field(
+        default=False, description="leave out of GRPO the families the SFT model always or never solves (p 0 or 1)")
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
 
 

@@ -79,17 +79,27 @@ def pass_rates(trajectories: Sequence[Any]) -> dict[str, FamilyDifficulty]:
 
 
 def stage_schedule(difficulty: Mapping[str, FamilyDifficulty | float], n_stages: int, total_steps: int,
-                   stage_steps: Sequence[int] = (), cumulative: bool = True) -> list[Stage]:
+                   stage_steps: Sequence[int] = (), cumulative: bool = True,
+                   exclude_settled: bool = False) -> list[Stage]:
     """Families sorted by potential (high first; ties: higher pass rate, then name) cut into stages.
 
     `difficulty` maps families to a `FamilyDifficulty` or a pass rate. The stages add near-equal groups
     (`min(n_stages, n_families)` of them); with `cumulative` a stage samples every family added so far.
     `stage_steps` gives each stage's optimizer steps; empty = `total_steps` shared evenly (the first
-    stages take the remainder).
+    stages take the remainder). `exclude_settled` leaves out the families of potential 0 (always or never
+    solved: every group's rewards agree, so their prompts carry no advantage), unless that leaves none.
     """
     rates = {f: (d.pass_rate if isinstance(d, FamilyDifficulty) else float(d)) for f, d in difficulty.items()}
     if not rates:
         raise ValueError("no family to schedule: the difficulty measurement has no training family")
+    if exclude_settled:
+        open_ = {f: p for f, p in rates.items() if improvement_potential(p) > 0}
+        if open_:
+            log.info("curriculum: %d settled families left out of GRPO (pass rate 0 or 1): %s",
+                     len(rates) - len(open_), ", ".join(sorted(set(rates) - set(open_))))
+            rates = open_
+        else:
+            log.warning("curriculum.exclude_settled: every family is settled (pass rate 0 or 1); keeping all")
     order = sorted(rates, key=lambda f: (-improvement_potential(rates[f]), -rates[f], f))
     n = max(1, min(n_stages, len(order)))
     if stage_steps and len(stage_steps) != n:

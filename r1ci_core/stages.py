@@ -453,7 +453,7 @@ def _difficulty_figures(ctx: StageContext, data: dict[str, Any]) -> dict[str, An
                          **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
     stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
                             int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
-                            cfg.stage_steps, cumulative=cfg.cumulative)
+                            cfg.stage_steps, cumulative=cfg.cumulative, exclude_settled=cfg.exclude_settled)
     return {"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
             "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
             "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)}
@@ -509,7 +509,7 @@ def _curriculum_stages(ctx: StageContext, difficulty: StageResult | None) -> tup
     measured = load_difficulty(difficulty.path)
     baseline = {f: d.pass_rate for f, d in measured.items()}
     stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
-                            ccfg.stage_steps, cumulative=ccfg.cumulative)
+                            ccfg.stage_steps, cumulative=ccfg.cumulative, exclude_settled=ccfg.exclude_settled)
     lineage.log_dict({"stages": schedule_dict(stages),
                       "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
     lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps" for s in stages})

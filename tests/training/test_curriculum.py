@@ -66,6 +66,15 @@ def test_curriculum_items_follow_the_stages():
     assert later[0] == "a" and set(later) == {"a", "b", "h"}  # the newest family first, then the earlier ones
 
 
+def test_exclude_settled_leaves_out_families_always_or_never_solved():
+    rates = {"solved": 1.0, "hopeless": 0.0, "half": 0.5, "some": 0.25}
+    stages = stage_schedule(rates, n_stages=1, total_steps=4, exclude_settled=True)
+    assert stages[0].pool == ["half", "some"]
+    assert stage_schedule(rates, 1, 4)[0].pool == ["half", "some", "solved", "hopeless"]  # off: every family
+    # every family settled: GRPO still has prompts (all of them), not an empty schedule
+    assert stage_schedule({"a": 1.0, "b": 0.0}, 1, 4, exclude_settled=True)[0].pool == ["a", "b"]
+
+
 def test_pass_rates_skip_infra_errors_and_difficulty_items():
     def traj(family, score, infra=False):
         ex = [Execution(code="x", infra_error="down")] if infra else []
