@@ -17,7 +17,6 @@ artifacts: see `r1ci_core.versions`) or an OpenAI-compatible endpoint model (``o
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 import logging
@@ -34,6 +33,7 @@ from . import lineage, store, store_staging
 from .audit import hardcoded_answer
 from .digest import checkpoint_fingerprint
 from .metrics import sample_figures, two_proportion_test
+from .training import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ class _LazyBackend:
             if callable(close):
                 close()
             self.backend = None
-            gc.collect()
+            release_memory()
 
 
 def _evaluate_checkpoint(job: _Job, spec: CheckpointSpec, modes: Sequence[str]) -> None:

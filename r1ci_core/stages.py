@@ -463,6 +463,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                     difficulty: StageResult | None = None) -> StageResult:
     from .corpus import load_corpus
     from .grpo import train_grpo
+    from .training import release_memory
 
     ccfg = ctx.recipe.curriculum
     upstream = {"sft_checkpoint": sft.mlflow_run_id, "task_corpus": corpus.mlflow_run_id}
@@ -490,6 +491,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         _log_reward_curves(figures)
         if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
+            release_memory()  # the trainer's policy and Adam state, before the GRPO model is loaded again
             rates = _pass_rates_after(ctx, corpus, out, sandbox, baseline)
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates
         version = lineage.register_checkpoint(out, registered_name(ctx.recipe.name, "grpo"))

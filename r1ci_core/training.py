@@ -158,6 +158,19 @@ def resumed_step(checkpoint: str | None) -> int:
 SMALL_MODEL_PARAMS = 20_000_000
 
 
+def release_memory() -> None:
+    """Collect a finished trainer's reference cycles (model, optimizer state) and hand the freed heap back to the
+    OS (glibc `malloc_trim`), so the next model a stage loads does not stack on top of the last one's RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the collected memory is still reused by the process
+        pass
+
+
 def cpu_threads(n_params: int | None = None) -> int:
     """Set torch's intra-op threads for CPU work on a model of `n_params` parameters and return them:
     `$R1CI_TORCH_THREADS`, else every core for a real model, half of them (1 on 2 cores) for a small one.
