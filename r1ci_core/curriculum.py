@@ -95,7 +95,7 @@ def stage_schedule(difficulty: Mapping[str, FamilyDifficulty | float], n_stages:
     if exclude_settled:
         open_ = {f: p for f, p in rates.items() if improvement_potential(p) > 0}
         if open_:
-            log.info("curriculum: %d settled families left out of GRPO (pass rate 0 or 1): %s",
+            log.info("%d settled families left out of GRPO (pass rate 0 or 1): %s",
                      len(rates) - len(open_), ", ".join(sorted(set(rates) - set(open_))))
             rates = open_
         else:
