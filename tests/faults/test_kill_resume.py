@@ -97,8 +97,10 @@ def test_teacher_trajectories_killed_midway_resumes_to_the_same_dataset(chain: d
     shards = art / "teacher_trajectories.shards"
     shutil.rmtree(shards)  # from scratch: the baseline's shards would make the run a no-op
     env = _forced(env, "teacher_trajectories")  # its finished artifact would be reused as it is
+    # the kill aims at the first half of the shards: aimed at 8 of 10, the last shards and the dataset were
+    # written before the SIGKILL landed (seed 844075)
     kill_midway(env, "teacher_trajectories", lambda: len(list(shards.glob("shard-*.parquet"))), total=10,
-                margin=2, rng=_rng(seed, "teacher"), log=chain["root"] / "teacher_kill.log")
+                margin=5, rng=_rng(seed, "teacher"), log=chain["root"] / "teacher_kill.log")
 
     # after the kill: the old dataset is intact, every shard under a final name is complete
     assert _teacher_rows(art / "teacher_trajectories") == _teacher_rows(baseline / "teacher_trajectories")
