@@ -446,14 +446,11 @@ def _difficulty_data(ctx: StageContext, items: list[Any], sft: StageResult, sand
 
 def _difficulty_figures(ctx: StageContext, data: dict[str, Any]) -> dict[str, Any]:
     """Log each family's pass rate and potential; return them (rounded) with the curriculum's stages."""
-    from .curriculum import stage_schedule
-
     cfg, fams = ctx.recipe.curriculum, data["families"]
     lineage.log_metrics({**{f"pass_rate.{f}": d["pass_rate"] for f, d in fams.items()},
                          **{f"potential.{f}": d["potential"] for f, d in fams.items()}})
-    stages = stage_schedule({f: d["pass_rate"] for f, d in fams.items()}, cfg.n_stages,
-                            int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages),
-                            cfg.stage_steps, cumulative=cfg.cumulative, exclude_settled=cfg.exclude_settled)
+    stages = _schedule(ctx, {f: d["pass_rate"] for f, d in fams.items()},
+                       int(ctx.recipe.grpo.trl.get("max_steps", 0) or len(cfg.stage_steps) or cfg.n_stages))
     return {"pass_rates": {f: round(d["pass_rate"], 4) for f, d in fams.items()},
             "potentials": {f: round(d["potential"], 4) for f, d in fams.items()},
             "stages": [s.families for s in stages], "n_samples": data.get("n_samples", 0)}
@@ -501,17 +498,24 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
         return _record(StageResult(str(out), run.info.run_id, meta), key)
 
 
+def _schedule(ctx: StageContext, difficulty: Any, total_steps: int) -> list[Any]:
+    """`curriculum.stage_schedule` under the recipe's curriculum settings."""
+    from .curriculum import stage_schedule
+
+    cfg = ctx.recipe.curriculum
+    return stage_schedule(difficulty, cfg.n_stages, total_steps, cfg.stage_steps, cumulative=cfg.cumulative,
+                          exclude_settled=cfg.exclude_settled)
+
+
 def _curriculum_stages(ctx: StageContext, difficulty: StageResult | None) -> tuple[list[Any], dict[str, float]]:
     """The curriculum's stages from the measured difficulty, logged, and each family's pass rate before GRPO."""
-    from .curriculum import load_difficulty, schedule_dict, stage_schedule
+    from .curriculum import load_difficulty, schedule_dict
 
-    ccfg = ctx.recipe.curriculum
     if difficulty is None or not Path(difficulty.path).is_file():
         raise ValueError("curriculum.enabled needs the task_difficulty asset: materialise it first")
     measured = load_difficulty(difficulty.path)
     baseline = {f: d.pass_rate for f, d in measured.items()}
-    stages = stage_schedule(measured, ccfg.n_stages, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0),
-                            ccfg.stage_steps, cumulative=ccfg.cumulative, exclude_settled=ccfg.exclude_settled)
+    stages = _schedule(ctx, measured, int(ctx.recipe.grpo.trl.get("max_steps", 0) or 0))
     lineage.log_dict({"stages": schedule_dict(stages),
                       "families": {f: d.to_dict() for f, d in measured.items()}}, "curriculum.json")
     lineage.log_params({f"curriculum.stage{s.index}": f"{','.join(s.pool)} x{s.steps} steps" for s in stages})

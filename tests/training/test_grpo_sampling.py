@@ -127,14 +127,11 @@ def test_tito_check_catches_a_template_that_is_not_prefix_stable(tiny_policy, it
             assert len(t.token_ids) == len(t.mask)
         for t in trajs:  # a flag off the template's boundaries: the policy's own sampled ids are not the ids the
             pos = retokenize_mismatch(t, tok)  # tokenizer gives their text (a turn cut at the token limit can be such)
-            own = pos is not None and t.mask[pos] == 1 and t.finish_reason == "max_tokens"
-            if name == "normal":
-                assert pos is None or own
-            elif t.n_code_calls > 0:  # every trajectory with an interpreter turn is flagged, at its boundary
+            if name == "not_prefix_stable" and t.n_code_calls > 0:  # flagged at its interpreter turn's boundary
                 assert pos is not None
                 assert "assist" in tok.decode(t.token_ids[pos - 2:pos + 2], skip_special_tokens=False)
             else:
-                assert pos is None or own
+                assert pos is None or (t.mask[pos] == 1 and t.finish_reason == "max_tokens")
     assert found["not_prefix_stable"][1] >= sum(t.n_code_calls > 0 for t in found["not_prefix_stable"][0]) > 0
 
 
