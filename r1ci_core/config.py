@@ -208,6 +208,9 @@ class CurriculumConfig(_Section):
     exclude_settled: bool = Field(
         default=False, description="leave out of GRPO the families the SFT model always or never solves (p 0 or 1)")
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
+    measure_after: bool = Field(
+        default=True, description="after GRPO, measure each family's pass rate again as task_difficulty did "
+                                  "(the same k samples on the same questions): logged as pass_rate_after.*")
 
 
 class _TrainingSection(BaseModel):
@@ -268,6 +271,9 @@ class EvalConfig(_Section):
     # paper's three modes on the final model only: {grpo: [autonomous, text_only, code_first]}
     modes_by_checkpoint: dict[str, list[Mode]] = Field(default_factory=dict)
     pools: list[Literal["test_seen", "test_unseen"]] = Field(default_factory=lambda: ["test_seen", "test_unseen"])
+    # per mode, the pools (of `pools`) it is evaluated on instead of all of them, e.g. the text-only and
+    # code-first comparison on the seen families only: {text_only: [test_seen], code_first: [test_seen]}
+    pools_by_mode: dict[Mode, list[Literal["test_seen", "test_unseen"]]] = Field(default_factory=dict)
     max_infra_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     # sampled evaluation, beside the greedy headline: with temperature > 0 every checkpoint and mode is also
     # rolled out `samples` times per question at that temperature (seeded by the recipe's seed): pass@k, avg@n
@@ -280,6 +286,10 @@ class EvalConfig(_Section):
         if unknown:
             raise ValueError(f"eval.modes_by_checkpoint names {unknown}, which eval.checkpoints "
                              f"{self.checkpoints} does not evaluate")
+        outside = {m: sorted(set(p) - set(self.pools)) for m, p in self.pools_by_mode.items()}
+        if bad := {m: p for m, p in outside.items() if p or not self.pools_by_mode[m]}:
+            raise ValueError(f"eval.pools_by_mode {bad}: each mode's pools must be a non-empty subset of "
+                             f"eval.pools {list(self.pools)}")
         if self.samples > 1 and self.temperature == 0:
             raise ValueError(f"eval.samples: {self.samples} with eval.temperature: 0 repeats one greedy answer; "
                              "set eval.temperature > 0 (e.g. 0.7) for a sampled evaluation, or eval.samples: 1")

@@ -258,13 +258,15 @@ class _Job:
     def staging(self) -> Path:
         return self.ctx.artifact(STAGING_NAME)
 
-    @property
-    def items_fp(self) -> str:
-        return items_fingerprint(self.items)
+    def items_for(self, mode: str) -> list[Any]:
+        """The questions `mode` is evaluated on: those of its ``eval.pools_by_mode`` pools, else all."""
+        pools = self.recipe.eval.pools_by_mode.get(mode)
+        return self.items if pools is None else [it for it in self.items if it.pool in pools]
 
-    @property
-    def pools(self) -> str:
-        return ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in self.items}))
+
+def _pools_label(items: Sequence[Any]) -> str:
+    """The pools of `items` as stored in eval_runs.pools ("seen_family,unseen_family")."""
+    return ",".join(sorted({POOL_NAMES.get(it.pool, it.pool or "") for it in items}))
 
 
 def run_evaluation(
@@ -379,7 +381,8 @@ def _evaluate_mode(job: _Job, target: _Target, mode: str, decoding: Decoding, ba
     """One run: reused from the store, inserted from an earlier attempt's staged file, or rolled out."""
     spec = target.spec
     settings = rollout_settings(decoding.limits, job.recipe.seed, decoding.samples, target.backend_name)
-    key = eval_key(target.fingerprint, job.items_fp, mode, settings)
+    items = job.items_for(mode)
+    key = eval_key(target.fingerprint, items_fingerprint(items), mode, settings)
     label = f"{spec.name}/{mode}" + ("" if decoding.name == "headline" else f" ({decoding.samples} samples)")
     staged = store_staging.find_staged(job.staging, key)
     if staged is None and not job.force:
@@ -393,7 +396,7 @@ def _evaluate_mode(job: _Job, target: _Target, mode: str, decoding: Decoding, ba
         log.info("eval %s: rollouts of run %s were staged in %s by an earlier attempt and not stored: inserting "
                  "them, nothing rolled out again", label, staged.run["run_id"], staged.path)
     else:
-        run, rows = _evaluate(job, target, mode, decoding, key, settings, backend.get())
+        run, rows = _evaluate(job, items, target, mode, decoding, key, settings, backend.get())
         staged = store_staging.stage_run(job.staging, run, rows)
     try:
         run_id, inserted = store_staging.insert_staged(job.db, staged)
@@ -448,27 +451,27 @@ def _stored_run(db: Path, key: str) -> str | None:
 STAGING_NAME = "eval_report.staged"  # beside the report: evaluation runs rolled out but not yet in the store
 
 
-def _evaluate(job: _Job, target: _Target, mode: str, decoding: Decoding, key: str, settings: dict[str, Any],
-              backend: Any) -> tuple[dict[str, Any], list[dict]]:
-    """Roll out one checkpoint in one mode and decoding: its eval_runs row and its sample rows."""
+def _evaluate(job: _Job, items: list[Any], target: _Target, mode: str, decoding: Decoding, key: str,
+              settings: dict[str, Any], backend: Any) -> tuple[dict[str, Any], list[dict]]:
+    """Roll out one checkpoint in one mode and decoding on `items`: its eval_runs row and its sample rows."""
     from .rollout import run_rollouts
 
     recipe, spec = job.recipe, target.spec
     run_id = uuid.uuid4().hex
     started = _now()
     t_run = time.perf_counter()
-    trajs = run_rollouts(backend, job.items, limits=decoding.limits, sandbox=job.sandbox, mode=mode,
+    trajs = run_rollouts(backend, items, limits=decoding.limits, sandbox=job.sandbox, mode=mode,
                          samples_per_item=decoding.samples, seed=recipe.seed, progress=job.progress,
                          families=job.families)
     duration = time.perf_counter() - t_run
-    rows = sample_rows(run_id, job.items, trajs, decoding.samples, job.families)
+    rows = sample_rows(run_id, items, trajs, decoding.samples, job.families)
     scored = [r["score"] for r in rows if not r["infra_error"] and r["score"] is not None]
     run = {
         "run_id": run_id, "eval_key": key, "checkpoint": spec.name, "checkpoint_path": spec.location,
         "checkpoint_fingerprint": target.fingerprint, "model_version": target.version,
         "mlflow_run_id": job.mlflow_run_id or "", "dagster_run_id": getattr(job.ctx, "dagster_run_id", ""),
         "recipe": recipe.name, "mode": mode, "backend": target.backend_name, "rollout": settings,
-        "pools": job.pools, "n_items": len(job.items), "n_samples": len(rows),
+        "pools": _pools_label(items), "n_items": len(items), "n_samples": len(rows),
         "n_infra_errors": sum(1 for r in rows if r["infra_error"]),
         "accuracy": sum(scored) / len(scored) if scored else None,
         "forced": bool(job.force), "started_at": started, "finished_at": _now(), "duration_s": duration,

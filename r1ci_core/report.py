@@ -162,7 +162,7 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
     for rid, ckpt, mode in order:
         o = overall.get(rid)
         ci = f" [{_pct(o.ci_low)}, {_pct(o.ci_high)}]" if o is not None and _num(o.accuracy) is not None else ""
-        main_rows.append([ckpt, mode] + [_pct(getattr(src.get((rid, s)), "accuracy", None)) for s in sources]
+        main_rows.append([ckpt, mode + _pools_note(data["by_pool"], rid)] + [_pct(getattr(src.get((rid, s)), "accuracy", None)) for s in sources]
                          + [_pct(macro.get(rid)), (_pct(o.accuracy) + ci) if o is not None else "–",
                             str(int(o.n)) if o is not None else "0"])
     main = _Table(["Checkpoint", "Mode"] + [SOURCE_LABELS.get(s, s) for s in sources]
@@ -200,6 +200,16 @@ def tables(data: dict[str, Any]) -> dict[str, _Table]:
                         "Accuracy (%) per family", "families")
     return {"main": main, "pools": pool, "behaviour": behaviour, "families": per_family,
             "audit": _audit_table(fam, families, order), **_sampled_tables(data, overall, order)}
+
+
+def _pools_note(by_pool: Any, run_id: str) -> str:
+    """' (seen families only)' for a run evaluated on fewer pools than the report's (`eval.pools_by_mode`)."""
+    if not len(by_pool):
+        return ""
+    mine = set(by_pool.loc[by_pool["run_id"] == run_id, "pool"])
+    if not mine or mine == set(by_pool["pool"]):
+        return ""
+    return " (" + ", ".join(POOL_LABELS.get(p, p).split(" (")[0] for p in sorted(mine)) + " only)"
 
 
 def _headline(data: dict[str, Any]) -> str:

@@ -487,7 +487,7 @@ def grpo_checkpoint(ctx: StageContext, sft: StageResult, corpus: StageResult, sa
                              families=ctx.families, rewards=ctx.rewards)
         lineage.log_metrics({k: v for k, v in figures.items() if isinstance(v, int | float)})
         _log_reward_curves(figures)
-        if baseline:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
+        if baseline and ccfg.measure_after:  # the same k samples on the same questions as task_difficulty, now from the GRPO model
             release_memory()  # the trainer's policy and Adam state, before the GRPO model is loaded again
             rates = _pass_rates_after(ctx, corpus, out, sandbox, baseline)
             figures["pass_rate_before"], figures["pass_rate_after"] = baseline, rates

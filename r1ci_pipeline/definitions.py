@@ -12,6 +12,7 @@ from .defs.checks import (
     check_eval_report_no_nan,
     check_task_corpus_pools_disjoint,
 )
+from .defs.executor import executor
 from .defs.io_manager import AtomicFilesystemIOManager
 from .defs.resources import RecipeResource, SandboxResource
 from .defs.schedules import eval_job, eval_schedule, model_version_eval_job, pipeline_job
@@ -28,6 +29,7 @@ defs = dg.Definitions(
     jobs=[pipeline_job, eval_job, model_version_eval_job],
     schedules=[eval_schedule],
     sensors=[new_model_version_sensor],
+    executor=executor,
     resources={
         "recipe": recipe,
         "sandbox": SandboxResource(recipe=recipe),

@@ -251,6 +251,32 @@ def test_modes_by_checkpoint_picks_each_checkpoints_modes(evaluated, eval_items,
         _recipe(**{"eval.modes_by_checkpoint": {"gpro": ["text_only"]}})
 
 
+def test_pools_by_mode_evaluates_a_mode_on_its_pools_only(evaluated, eval_items, tiny_checkpoints, sandbox):
+    from r1ci_core.config import RecipeError
+    from r1ci_core.report import build_report
+    from r1ci_core.stages import StageContext
+
+    ctx, _ = evaluated
+    recipe = _recipe(**{"rollout.max_new_tokens": 40, "eval.modes": ["autonomous", "text_only"],
+                        "eval.pools_by_mode": {"text_only": ["test_seen"]}})
+    res = run_evaluation(StageContext(recipe=recipe, root=ctx.root), eval_items, {"sft": tiny_checkpoints["sft"]},
+                         sandbox)
+    runs = _df(ctx, "SELECT run_id, mode, pools, n_items FROM eval_runs WHERE list_contains(?, run_id)",
+               [res["new_run_ids"]]).set_index("mode")
+    n_seen = sum(it.pool == "test_seen" for it in eval_items)
+    assert runs.loc["autonomous", ["pools", "n_items"]].tolist() == ["seen_family,unseen_family", len(eval_items)]
+    assert runs.loc["text_only", ["pools", "n_items"]].tolist() == ["seen_family", n_seen]
+    families = _df(ctx, "SELECT DISTINCT family FROM eval_samples WHERE run_id = ?", [runs.loc["text_only", "run_id"]])
+    assert families["family"].tolist() == [SEEN]
+    # the report says which rows saw fewer pools
+    report = build_report(_db(ctx), res["run_ids"], ctx.root / "pools_report")
+    md = Path(report["report_path"]).read_text()
+    assert "| sft | text_only (seen families only) |" in md
+    assert "| sft | autonomous |" in md
+    with pytest.raises(RecipeError, match=r"pools_by_mode .*subset of eval.pools \['test_seen'\]"):
+        _recipe(**{"eval.pools": ["test_seen"], "eval.pools_by_mode": {"text_only": ["test_unseen"]}})
+
+
 def test_asset_check_functions(evaluated):
     ctx, result = evaluated
     ids = result.metadata["run_ids"]

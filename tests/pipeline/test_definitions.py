@@ -107,3 +107,40 @@ def test_materialize_in_process_on_the_tiny_recipe(tmp_path, monkeypatch) -> Non
     assert check.passed and check.check_name == "check_task_corpus_pools_disjoint"
     stored = tmp_path / "data" / "dagster_storage" / "task_corpus"  # the IO manager's atomic pickle
     assert pickle.loads(stored.read_bytes()).path == corpus.path
+
+
+def test_steps_fork_from_a_preloaded_forkserver_unless_the_run_config_says_otherwise(tmp_path) -> None:
+    """A real multiprocess materialisation: the step's process is a child of Dagster's forkserver (which
+    imported torch once), not a fresh interpreter; `in_process` and an explicit start method still apply."""
+    import json
+    import os
+
+    from r1ci_pipeline import defs
+    from r1ci_pipeline.defs.executor import PRELOAD_MODULES, _forkserver_by_default
+
+    assert defs.resolve_job_def("pipeline_job").executor_def.name == "multi_or_in_process_forkserver"
+    assert _forkserver_by_default({"multiprocess": {"max_concurrent": 1}}) == {"multiprocess": {
+        "max_concurrent": 1, "start_method": {"forkserver": {"preload_modules": PRELOAD_MODULES}}}}
+    assert _forkserver_by_default({"in_process": {}}) == {"in_process": {}}
+    spawn = {"multiprocess": {"start_method": {"spawn": {}}}}
+    assert _forkserver_by_default(spawn) == spawn
+
+    env = {**os.environ, "R1CI_RECIPE": "tiny", "R1CI_DATA_DIR": str(tmp_path / "data"),
+           "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    probe = tmp_path / "probe.py"  # an op in the same process model as the pipeline's steps
+    probe.write_text(
+        "import sys, dagster as dg\n"
+        "@dg.asset\n"
+        "def where() -> None:\n"
+        "    import multiprocessing as mp\n"
+        f"    open({str(tmp_path / 'where.json')!r}, 'w').write(__import__('json').dumps(\n"
+        "        {'torch_preloaded': 'torch' in sys.modules, 'start': mp.get_start_method(allow_none=True)}))\n"
+        "from r1ci_pipeline.defs.executor import executor\n"
+        "defs = dg.Definitions(assets=[where], executor=executor)\n")
+    out = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(probe),
+                          "--select", "where"], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads((tmp_path / "where.json").read_text())
+    assert seen == {"torch_preloaded": True, "start": "forkserver"}, seen
