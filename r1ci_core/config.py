@@ -208,6 +208,11 @@ class CurriculumConfig(_Section):
     exclude_settled: bool = Field(
         default=False, description="leave out of GRPO the families the SFT model always or never solves (p 0 or 1)")
     temperature: float | None = Field(default=None, ge=0.0, description="sampling temperature; None = grpo's")
+    prompts_per_family: PositiveInt | None = Field(
+        default=None, description="each GRPO step draws this many prompts per family it trains on (the stages' "
+                                  "families): gradient_accumulation_steps follows from it, so every step has the "
+                                  "same family mix whatever number of families is left open; None: the grpo "
+                                  "section's batch decides")
     measure_after: bool = Field(
         default=True, description="after GRPO, measure each family's pass rate again as task_difficulty did "
                                   "(the same k samples on the same questions): logged as pass_rate_after.*")

@@ -29,6 +29,7 @@ functions of `rewards.py` as keyword arguments.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ from .rewards import RewardSet, recipe_rewards
 from .tasks import Item, resolve_families
 from .tito import retokenize_mismatches, trainer_mismatches
 from .training import fingerprint_work_dir, load_policy, mlflow_callback, train_resumable, training_args
+
+log = logging.getLogger(__name__)
 
 GRPO_DEFAULTS: dict[str, Any] = {  # over training.TRAINER_DEFAULTS
     "save_steps": 10,
@@ -387,10 +390,28 @@ class GrpoOptions:
         if stages:
             section["max_steps"] = sum(s.steps for s in stages)
             section["shuffle_dataset"] = False
+            if recipe.curriculum.prompts_per_family:
+                section["gradient_accumulation_steps"] = _accumulation_for(section, stages,
+                                                                           recipe.curriculum.prompts_per_family)
         args = training_args(GRPOConfig, section, "grpo", work_dir, GRPO_DEFAULTS, seed=recipe.seed,
                              max_completion_length=recipe.rollout.max_new_tokens, reward_weights=rewards.weights)
         return cls(args, list(rewards.names), list(rewards.weights), recipe.grpo.filter_uniform_groups,
                    recipe.grpo.dynamic_sampling, recipe.grpo.tito_check)
+
+
+def _accumulation_for(section: dict[str, Any], stages: list[Any], per_family: int) -> int:
+    """gradient_accumulation_steps that make a step `per_family` prompts x num_generations completions for each
+    family the stages train on."""
+    n_families = len({f for st in stages for f in st.pool})
+    completions = per_family * n_families * int(section.get("num_generations", 8))
+    batch = int(section.get("per_device_train_batch_size", 8))
+    if completions % batch:
+        raise RecipeError(f"curriculum.prompts_per_family {per_family} x {n_families} families x num_generations "
+                          f"{section.get('num_generations', 8)} = {completions} completions a step, not a multiple "
+                          f"of grpo.per_device_train_batch_size {batch}")
+    log.info("GRPO: %d prompt(s) per step for each of %d families, %d completions: gradient_accumulation_steps %d",
+             per_family, n_families, completions, completions // batch)
+    return completions // batch
 
 
 def step_batch(recipe: Recipe, items: list[Item], rows: list[dict[str, Any]], rollout_func: Any,

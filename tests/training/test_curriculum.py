@@ -75,6 +75,31 @@ def test_exclude_settled_leaves_out_families_always_or_never_solved():
     assert stage_schedule({"a": 1.0, "b": 0.0}, 1, 4, exclude_settled=True)[0].pool == ["a", "b"]
 
 
+@pytest.mark.parametrize("open_families", [2, 3, 5])
+def test_prompts_per_family_gives_every_step_the_same_family_mix(tmp_path, open_families):
+    from r1ci_core.config import RecipeError, load_recipe
+    from r1ci_core.grpo import GrpoOptions, grpo_rows
+    from r1ci_core.rewards import recipe_rewards
+
+    rates = {f"f{i}": 0.5 for i in range(open_families)} | {"solved": 1.0}
+    stages = stage_schedule(rates, n_stages=1, total_steps=4, exclude_settled=True)
+    recipe = load_recipe("tiny", {"curriculum.prompts_per_family": 1, "grpo.num_generations": 4,
+                                  "grpo.per_device_train_batch_size": 2, "grpo.gradient_accumulation_steps": 8})
+    opts = GrpoOptions.from_recipe(recipe, tmp_path, recipe_rewards(recipe), stages)
+    # TRL's own config: a step is open_families prompts x 4 completions, in micro-batches of 2
+    assert opts.args.gradient_accumulation_steps == open_families * 4 // 2
+    per_step = opts.args.per_device_train_batch_size * opts.args.gradient_accumulation_steps // 4
+    items = [Item(family=f, source="rg", question=f"{f} q{k}", answer="1", id=f"{f}-{k}") for f in rates
+             for k in range(3)]
+    fams = [r["item_id"].split("-")[0] for r in grpo_rows(items, stages, per_step, seed=0)]
+    steps = [sorted(fams[i:i + per_step]) for i in range(0, len(fams), per_step)]
+    assert len(steps) == 4 and all(s == sorted(rates)[:open_families] for s in steps), steps
+    odd = load_recipe("tiny", {"curriculum.prompts_per_family": 1, "grpo.num_generations": 3,
+                               "grpo.per_device_train_batch_size": 2})
+    with pytest.raises(RecipeError, match="not a multiple of grpo.per_device_train_batch_size 2"):
+        GrpoOptions.from_recipe(odd, tmp_path, recipe_rewards(odd), stage_schedule({"a": .5}, 1, 2))
+
+
 def test_pass_rates_skip_infra_errors_and_difficulty_items():
     def traj(family, score, infra=False):
         ex = [Execution(code="x", infra_error="down")] if infra else []
