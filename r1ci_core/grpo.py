@@ -402,12 +402,17 @@ class GrpoOptions:
 def _accumulation_for(section: dict[str, Any], stages: list[Any], per_family: int) -> int:
     """gradient_accumulation_steps that make a step `per_family` prompts x num_generations completions for each
     family the stages train on."""
+    from trl import GRPOConfig
+
+    def value(name: str) -> int:  # the recipe's, else GRPOConfig's own default
+        return int(section.get(name, GRPOConfig.__dataclass_fields__[name].default))
+
     n_families = len({f for st in stages for f in st.pool})
-    completions = per_family * n_families * int(section.get("num_generations", 8))
-    batch = int(section.get("per_device_train_batch_size", 8))
+    generations, batch = value("num_generations"), value("per_device_train_batch_size")
+    completions = per_family * n_families * generations
     if completions % batch:
         raise RecipeError(f"curriculum.prompts_per_family {per_family} x {n_families} families x num_generations "
-                          f"{section.get('num_generations', 8)} = {completions} completions a step, not a multiple "
+                          f"{generations} = {completions} completions a step, not a multiple "
                           f"of grpo.per_device_train_batch_size {batch}")
     log.info("GRPO: %d prompt(s) per step for each of %d families, %d completions: gradient_accumulation_steps %d",
              per_family, n_families, completions, completions // batch)
