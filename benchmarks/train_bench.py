@@ -9,9 +9,9 @@ Prints a table, then as its LAST line one JSON object {"metric": "sft_packed_spe
 
 --real: the embedded default's real model (SmolLM2-135M-Instruct, imported from its GGUF file as the
 `base_model` stage does) through r1ci's SFT and GRPO paths, "before" (r1ci's earlier CPU settings: one torch
-thread, fp32, GRPO with beta 0.001 and so a reference copy of the model, rollouts with transformers'
-concatenating KV cache and fp32 prefill) against "after" (the recipe as it ships: every core, bf16 autocast,
-beta 0, r1ci's in-place KV cache, bf16 prefill), each setting in its own process, alternating, in one run.
+thread, fp32, glibc's default heap, GRPO with beta 0.001 and so a reference copy of the model, rollouts with
+transformers' concatenating KV cache and fp32 prefill) against "after" (the recipe as it ships: every core, bf16 autocast,
+`steady_heap`, beta 0, r1ci's in-place KV cache, bf16 prefill), each setting in its own process, alternating, in one run.
 SFT: tokens/s over the recipe's own reference-teacher trajectories. GRPO: the recipe's GRPO settings on its
 GRPO questions, starting from the base model; per step generation / execution / optimisation, and the peak
 RSS of each process.
@@ -281,6 +281,14 @@ def real_overrides(setting: str, stage: str) -> dict:
     raise ValueError(f"unknown setting {setting!r}; choose from {REAL_SETTINGS}")
 
 
+def real_heap(setting: str) -> None:
+    """`before` keeps glibc's default heap (thresholds that grow with freed blocks), as before `steady_heap`."""
+    if setting == "before":
+        import r1ci_core.training as training
+
+        training.steady_heap = lambda: False
+
+
 def real_threads(setting: str) -> str:
     return "1" if setting == "before" else ""  # "" = r1ci's choice (every core for a real model)
 
@@ -348,6 +356,7 @@ def worker_real_sft(data: Path, recipe_name: str, setting: str) -> dict:
             rec["tokens"], rec["steps"] = int(state.num_input_tokens_seen), int(state.global_step)
 
     sft.mlflow_callback = Timer
+    real_heap(setting)
     recipe = load_recipe(recipe_name).with_overrides(
         {"sft.num_train_epochs": 1, "sft.max_steps": -1, "sft.save_strategy": "no", "sft.logging_steps": 10_000,
          "sft.include_num_input_tokens_seen": "non_padding", **real_overrides(setting, "sft")})
@@ -367,6 +376,7 @@ def worker_real_grpo(data: Path, recipe_name: str, setting: str, steps: int) -> 
 
     recipe = load_recipe(recipe_name)
     items = [it for it in build_items(recipe.tasks) if it.pool == "grpo"]
+    real_heap(setting)
     if setting == "before":  # transformers' concatenating KV cache, as before r1ci's in-place one
         from transformers import DynamicCache
 
